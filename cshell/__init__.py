@@ -1,0 +1,3 @@
+"""cshell: an interactive teaching shell for Linux containers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from cshell.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,688 @@
+"""Container lifecycle: create, start, attach, exec, stop, remove, inspect.
+
+A container is a directory under ROOT/containers/<id> (config.json written
+once, state.json updated by whoever changes the state) plus, while it runs,
+a shim process and the container's own processes. The shell process that
+calls these functions can exit at any time: the shim owns the container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cshell.engine import cgroups, namespaces, terminal, trace
+from cshell.engine.init import ProcessSpec, attach_stdio, close_inherited_fds, exec_command, exec_error
+from cshell.engine.rootfs import ETC_FILES, RootfsPlan, make_init_layer
+from cshell.engine.shim import ShimIO, now, process_start_time, run_shim
+from cshell.engine.state import StateRoot, new_id, read_json, write_json
+from cshell.engine import syscalls as sc
+from cshell.errors import (
+    Conflict,
+    ContainerCommandError,
+    NotFound,
+    PrivilegeError,
+    RuntimeFailure,
+    UsageError,
+)
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
+              "quiet", "sharp", "swift", "tender", "vivid", "wise", "zen")
+SCIENTISTS = ("curie", "dijkstra", "hopper", "knuth", "lamport", "liskov", "lovelace", "noether",
+              "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak", "yonath", "zhang")
+
+
+@dataclass
+class RunOptions:
+    image: str
+    cmd: list[str] = field(default_factory=list)
+    name: str | None = None
+    detach: bool = False
+    interactive: bool = False
+    tty: bool = False
+    auto_remove: bool = False
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    hostname: str | None = None
+
+
+@dataclass
+class ExecOptions:
+    cmd: list[str]
+    interactive: bool = False
+    tty: bool = False
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+
+
+class Container:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.id = directory.name
+        self.config: dict[str, Any] = read_json(directory / "config.json")
+        try:
+            self.state: dict[str, Any] = read_json(directory / "state.json")
+        except FileNotFoundError:
+            self.state = {"status": "created"}
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def pid(self) -> int:
+        return int(self.state.get("pid") or 0)
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log"
+
+    def alive(self) -> bool:
+        """The recorded PID 1 still exists and is the same process (not a reused PID)."""
+        return self.pid > 0 and process_start_time(self.pid) == self.state.get("pid_start")
+
+    @property
+    def status(self) -> str:
+        status = self.state.get("status", "created")
+        if status == "running" and not self.alive():
+            return "exited"  # the truth, even before anyone recorded it
+        return status
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def save_state(self, **changes: Any) -> None:
+        self.state.update(changes)
+        write_json(self.dir / "state.json", self.state)
+
+    def rootfs_plan(self) -> RootfsPlan:
+        return RootfsPlan(
+            lowerdirs=[str(self.dir / "init"), *reversed(self.config["layers"])],
+            upperdir=str(self.dir / "rw"), workdir=str(self.dir / "work"),
+            merged=str(self.dir / "merged"), state_dir=str(self.dir),
+        )
+
+    def delete_files(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def inspect(self) -> dict[str, Any]:
+        """Docker's `inspect` shape, for the fields cshell has."""
+        cfg, st, plan = self.config, self.state, self.rootfs_plan()
+        status = self.status
+        return {
+            "Id": self.id,
+            "Created": cfg["created"],
+            "Path": cfg["argv"][0],
+            "Args": cfg["argv"][1:],
+            "State": {
+                "Status": status, "Running": status == "running", "Paused": False,
+                "Restarting": False, "OOMKilled": bool(st.get("oom_killed")), "Dead": False,
+                "Pid": self.pid if status == "running" else 0,
+                "ExitCode": st.get("exit_code", 0), "Error": st.get("error", ""),
+                "StartedAt": st.get("started_at", "0001-01-01T00:00:00Z"),
+                "FinishedAt": st.get("finished_at", "0001-01-01T00:00:00Z"),
+            },
+            "Image": cfg["image_id"],
+            "Name": "/" + self.name,
+            "HostnamePath": str(self.dir / "hostname"),
+            "HostsPath": str(self.dir / "hosts"),
+            "ResolvConfPath": str(self.dir / "resolv.conf"),
+            "LogPath": str(self.log_path),
+            "GraphDriver": {"Name": "overlay", "Data": {
+                "LowerDir": ":".join(plan.lowerdirs), "UpperDir": plan.upperdir,
+                "WorkDir": plan.workdir, "MergedDir": plan.merged,
+            }},
+            "Config": {
+                "Hostname": cfg["hostname"], "Env": cfg["env"], "Cmd": cfg["cmd"],
+                "Entrypoint": cfg.get("entrypoint"), "Image": cfg["image"],
+                "WorkingDir": cfg["workdir"], "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
+            },
+            "HostConfig": {"AutoRemove": cfg["auto_remove"]},
+        }
+
+
+@dataclass
+class Launch:
+    """What the shell holds of a starting container: the shim's pipes."""
+
+    container: Container
+    status_r: int
+    trace_r: int | None
+    stdin_w: int | None = None
+    pty_master: int | None = None
+    pid: int = 0
+    exit_code: int | None = None
+    error: tuple[int, str] | None = None
+    _buf: bytes = b""
+
+    def feed(self, data: bytes) -> bool:
+        """Parse status lines; True once the awaited event has arrived."""
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        done = False
+        for raw in lines:
+            word, _, rest = raw.decode(errors="replace").partition(" ")
+            if word == "started":
+                self.pid = int(rest)
+                done = True
+            elif word == "error":
+                code, _, message = rest.partition("\t")
+                self.error = (int(code), message)
+                done = True
+            elif word == "exit":
+                self.exit_code = int(rest)
+                done = True
+        return done
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise PrivilegeError("this needs root: namespaces, mounts and cgroups are root's tools",
+                             "run it as root: sudo cshell …")
+
+
+def _default_resolv_conf() -> bytes:
+    try:
+        text = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return b""
+    # A loopback resolver on the host (systemd-resolved) is unreachable from a new netns.
+    keep = [ln for ln in text.splitlines() if not re.match(r"\s*nameserver\s+(127\.|::1)", ln)]
+    return ("\n".join(keep) + "\n").encode()
+
+
+class Runtime:
+    def __init__(self, root: StateRoot) -> None:
+        self.root = root
+        self._store = None
+
+    @property
+    def store(self):  # noqa: ANN201 - lazy: most commands never need the image store
+        if self._store is None:
+            from cshell.engine.store import Store
+
+            self._store = Store(self.root)
+        return self._store
+
+    # -- finding ------------------------------------------------------------------
+
+    def list(self, all: bool = True) -> list[Container]:  # noqa: A002 - docker's flag name
+        out = []
+        if not self.root.containers.is_dir():
+            return out
+        for d in self.root.containers.iterdir():
+            with contextlib.suppress(FileNotFoundError, ValueError):  # half-made or just removed
+                c = Container(d)
+                if all or c.running:
+                    out.append(c)
+        return sorted(out, key=lambda c: c.config["created"], reverse=True)
+
+    def get(self, ref: str) -> Container:
+        containers = self.list()
+        for c in containers:
+            if ref in (c.name, c.id):
+                return c
+        matches = [c for c in containers if len(ref) >= 1 and c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise Conflict(f"{ref!r} matches {len(matches)} containers", "give more characters of the id")
+        raise NotFound(f"no such container: {ref}", "`ps -a` lists the containers")
+
+    # -- create and start ----------------------------------------------------------
+
+    def create(self, opts: RunOptions) -> Container:
+        require_root()
+        self.root.ensure()
+        check_overlay_supported()
+        if opts.name is not None and not NAME_RE.match(opts.name):
+            raise UsageError(f"invalid container name {opts.name!r}",
+                             "names use letters, digits and _ . - and start with a letter or digit")
+        image = self.store.get(opts.image)
+        img_cfg = image.config.get("config", {})
+        entrypoint = img_cfg.get("Entrypoint") or []
+        cmd = opts.cmd or img_cfg.get("Cmd") or []
+        argv = [*entrypoint, *cmd]
+        if not argv:
+            raise UsageError(f"no command given and image {image.ref} has none", "add one: run IMAGE CMD …")
+        cid = new_id()
+        hostname = opts.hostname or cid[:12]
+        env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
+                        ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
+        with self.root.locked():
+            name = opts.name or self._free_name()
+            if any(c.name == name for c in self.list()):
+                raise Conflict(f'the container name "{name}" is already in use',
+                               f"remove it first (rm -f {name}) or choose another --name")
+            d = self.root.container_dir(cid)
+            d.mkdir()
+        try:
+            for sub in ("rw", "work", "merged"):
+                (d / sub).mkdir()
+            make_init_layer(d / "init")
+            (d / "hostname").write_text(hostname + "\n")
+            (d / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                     f"127.0.1.1\t{hostname}\n")
+            (d / "resolv.conf").write_bytes(_default_resolv_conf())
+            write_json(d / "config.json", {
+                "id": cid, "name": name, "created": now(), "image": image.ref, "image_id": image.id,
+                "layers": [str(layer.path) for layer in image.layers],
+                "argv": argv, "cmd": cmd, "entrypoint": entrypoint or None, "env": env,
+                "workdir": opts.workdir or img_cfg.get("WorkingDir") or "/", "hostname": hostname,
+                "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
+            })
+            write_json(d / "state.json", {"status": "created", "exit_code": 0, "pid": 0})
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        return Container(d)
+
+    def _free_name(self) -> str:
+        taken = {c.name for c in self.list()}
+        while True:
+            name = f"{random.choice(ADJECTIVES)}_{random.choice(SCIENTISTS)}"
+            if name not in taken:
+                return name
+
+    def launch(self, c: Container, attached: bool) -> Launch:
+        """Fork the shim (twice, so no shell is its parent) and wait until PID 1 runs."""
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        trace_r, trace_w = os.pipe2(os.O_CLOEXEC) if trace.explaining else (None, None)
+        io = ShimIO(status_w=status_w, trace_w=trace_w, attached=attached)
+        launch = Launch(c, status_r, trace_r)
+        tty, interactive = c.config["tty"], c.config["interactive"] and attached
+        if tty:
+            io.pty_master, io.pty_slave, io.pty_path = terminal.open_pty()
+            launch.pty_master = io.pty_master
+        elif interactive:
+            io.stdin_r, launch.stdin_w = os.pipe()
+            os.set_inheritable(launch.stdin_w, False)
+        spec = ProcessSpec(argv=c.config["argv"], env=c.config["env"], cwd=c.config["workdir"],
+                           tty=tty, hostname=c.config["hostname"])
+        plan = c.rootfs_plan()
+        middle = os.fork()
+        if middle == 0:
+            if os.fork() == 0:
+                keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave}
+                _close_all_but({fd for fd in keep if fd is not None})
+                run_shim(c, spec, plan, io)
+            os._exit(0)
+        os.waitpid(middle, 0)
+        for fd in (status_w, trace_w, io.stdin_r, io.pty_slave):
+            if fd is not None:
+                os.close(fd)
+        self._await(launch)
+        if launch.error:
+            code, message = launch.error
+            self._discard(c)
+            hint = ("check the command's name and that it exists in the image (run IMAGE ls /bin)"
+                    if code in (126, 127) else "the kernel refused a setup step; `explain on` shows which")
+            raise ContainerCommandError(message, hint, exit_code=code)
+        c.state = read_json(c.dir / "state.json")
+        return launch
+
+    def _await(self, launch: Launch) -> None:
+        """Read status lines (and explain events) until the container started or failed."""
+        trace_buf = b""
+        open_fds = [launch.status_r] + ([launch.trace_r] if launch.trace_r is not None else [])
+        done = False
+        while open_fds and not (done and launch.trace_r not in open_fds):
+            ready, _, _ = select.select(open_fds, [], [])
+            for fd in ready:
+                data = os.read(fd, 65536)
+                if fd == launch.trace_r:
+                    trace_buf = trace.replay(trace_buf + data)
+                elif data:
+                    done = launch.feed(data) or done
+                if not data:
+                    open_fds.remove(fd)
+                    if fd == launch.status_r and not done:
+                        launch.error = (125, "the shim exited before the container started")
+                        done = True
+        if launch.trace_r is not None:
+            os.close(launch.trace_r)
+            launch.trace_r = None
+
+    def _discard(self, c: Container) -> None:
+        cgroups.remove(c.id)
+        c.delete_files()
+
+    def start(self, c: Container) -> Container:
+        require_root()
+        if c.running:
+            return c  # docker start on a running container does nothing
+        launch = self.launch(c, attached=False)
+        os.close(launch.status_r)
+        return c
+
+    def run(self, opts: RunOptions) -> tuple[Container, int | None]:
+        """docker run: create, start, and (unless detached) wait and return the exit code."""
+        c = self.create(opts)
+        try:
+            launch = self.launch(c, attached=not opts.detach)
+        except BaseException:
+            self._discard(c)
+            raise
+        if opts.detach:
+            os.close(launch.status_r)
+            return c, None
+        return c, self.wait_attached(launch)
+
+    def wait_attached(self, launch: Launch) -> int:
+        """Forward stdin until the shim reports the exit code; Ctrl-C is passed on."""
+        interrupts = 0
+        stdin_to = launch.pty_master if launch.pty_master is not None else launch.stdin_w
+        with terminal.raw_terminal(launch.pty_master is not None), \
+                terminal.follow_window_size(launch.pty_master):
+            while launch.exit_code is None:
+                try:
+                    terminal.pump({}, stdin_to, launch.status_r, launch.feed)
+                    break
+                except KeyboardInterrupt:
+                    interrupts += 1
+                    sig = signal.SIGINT if interrupts == 1 else signal.SIGKILL
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(launch.pid, sig)
+                    trace.info("sent SIGINT to the container's PID 1 (press Ctrl-C again to kill it)"
+                               if interrupts == 1 else "sent SIGKILL to the container")
+        for fd in (launch.status_r, launch.stdin_w, launch.pty_master):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        return launch.exit_code if launch.exit_code is not None else 255
+
+    # -- stop and remove -------------------------------------------------------------
+
+    def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
+        if c.alive():
+            trace.step(f"kill({c.pid}, {signal.Signals(sig).name})")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(c.pid, sig)
+
+    def stop(self, c: Container, timeout: float = 10) -> None:
+        require_root()
+        if not c.alive():
+            self._record_exit_if_lost(c)
+            return
+        self.kill(c, signal.SIGTERM)
+        if not wait_pid_exit(c.pid, timeout):
+            self.kill(c, signal.SIGKILL)
+            wait_pid_exit(c.pid, 5)
+        self._wait_recorded(c)
+
+    def _wait_recorded(self, c: Container, timeout: float = 3) -> None:
+        """Give the shim time to write the exit; if it is gone, record it ourselves."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                c.state = read_json(c.dir / "state.json")
+            except FileNotFoundError:
+                return  # --rm: the shim removed it
+            if c.state.get("status") != "running":
+                return
+            if not _alive(c.state.get("shim_pid", 0)):
+                break
+            time.sleep(0.005)
+        self._record_exit_if_lost(c)
+
+    def _record_exit_if_lost(self, c: Container) -> None:
+        if c.state.get("status") == "running" and not c.alive():
+            cgroups.remove(c.id)
+            with contextlib.suppress(FileNotFoundError):
+                c.save_state(status="exited", pid=0, finished_at=now(),
+                             exit_code=c.state.get("exit_code") or 255,
+                             error="the shim ended before the container; exit status unknown")
+
+    def remove(self, c: Container, force: bool = False) -> None:
+        require_root()
+        if c.alive():
+            if not force:
+                raise Conflict(f"container {c.name} is running",
+                               f"stop it first (stop {c.name}) or force it: rm -f {c.name}")
+            self.kill(c, signal.SIGKILL)
+            wait_pid_exit(c.pid, 5)
+            self._wait_recorded(c)
+        left = cgroups.remove(c.id)
+        if left:
+            raise RuntimeFailure(f"cgroup {left[0]} is still busy", "a process escaped the container; kill it and retry")
+        trace.step(f"rm -rf {c.dir}")
+        c.delete_files()
+
+    def reconcile(self) -> list[str]:
+        """On start-up: make state.json tell the truth and drop half-made containers."""
+        fixed = []
+        if not self.root.containers.is_dir():
+            return fixed
+        for d in self.root.containers.iterdir():
+            if not (d / "state.json").exists():
+                with contextlib.suppress(OSError):
+                    if time.time() - d.stat().st_mtime > 30:  # not one being created right now
+                        shutil.rmtree(d, ignore_errors=True)
+                        fixed.append(d.name)
+                continue
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                c = Container(d)
+                if c.state.get("status") == "running" and not c.alive() \
+                        and not _alive(c.state.get("shim_pid", 0)):
+                    self._record_exit_if_lost(c)
+                    fixed.append(c.id)
+        return fixed
+
+    # -- logs -----------------------------------------------------------------------------
+
+    def logs(self, c: Container, follow: bool = False) -> Iterator[bytes]:
+        try:
+            f = open(c.log_path, "rb")  # noqa: SIM115 - closed in finally below
+        except FileNotFoundError:
+            return
+        try:
+            while True:
+                data = f.read(65536)
+                if data:
+                    yield data
+                    continue
+                if not follow or not c.alive():
+                    if follow:  # drain what the last moments wrote
+                        yield f.read()
+                    return
+                time.sleep(0.05)
+        finally:
+            f.close()
+
+    # -- exec and join ----------------------------------------------------------------------
+
+    def exec(self, c: Container, opts: ExecOptions) -> int:
+        """docker exec: setns into all the container's namespaces and its cgroup, then exec."""
+        require_root()
+        if not c.alive():
+            raise Conflict(f"container {c.name} is not running", f"start it first: start {c.name}")
+        env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
+        spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty)
+        kinds = [k for k in namespaces.JOINABLE if k != "user"]
+        return self._spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
+
+    def join(self, pid: int, kinds: list[str], argv: list[str]) -> int:
+        """The article's set_ns.c: a host program in some of a process's namespaces."""
+        require_root()
+        spec = ProcessSpec(argv=argv, env=[f"{k}={v}" for k, v in os.environ.items()], cwd="")
+        return self._spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
+
+    def _spawn_joined(self, pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str | None,
+                      interactive: bool, inherit_stdio: bool = False) -> int:
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        trace_r, trace_w = os.pipe2(os.O_CLOEXEC) if trace.explaining else (None, None)
+        outputs: dict[int, int] = {}
+        stdin_to = None
+        child_fds: list[int] = []
+        if inherit_stdio:
+            stdio = (0, 1, 2)
+        elif spec.tty:
+            master, slave, _ = terminal.open_pty()
+            stdio, outputs, stdin_to, child_fds = (slave, slave, slave), {master: 1}, master, [slave]
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            if interactive:
+                in_r, stdin_to = os.pipe2(os.O_CLOEXEC)
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            stdio, outputs, child_fds = (in_r, out_w, err_w), {out_r: 1, err_r: 2}, [in_r, out_w, err_w]
+        child = os.fork()
+        if child == 0:
+            trace.forward_to(trace_w)
+            _joined_child(pid, kinds, spec, cgroup_of, stdio, status_w)
+        for fd in (status_w, trace_w, *child_fds):
+            if fd is not None:
+                os.close(fd)
+        launch = Launch(None, status_r, trace_r)  # type: ignore[arg-type]
+        self._await(launch)
+        if launch.error:
+            os.waitpid(child, 0)
+            for fd in [*outputs, stdin_to]:
+                if fd is not None:
+                    os.close(fd)
+            code, message = launch.error
+            raise ContainerCommandError(message, "check the command's name and that it exists there",
+                                        exit_code=code)
+        interrupts = 0
+        with terminal.raw_terminal(spec.tty), terminal.follow_window_size(stdin_to if spec.tty else None):
+            while True:
+                try:
+                    terminal.pump(outputs, stdin_to, status_r, launch.feed)
+                    break
+                except KeyboardInterrupt:
+                    interrupts += 1
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(launch.pid, signal.SIGINT if interrupts == 1 else signal.SIGKILL)
+        os.close(status_r)
+        if stdin_to is not None and not spec.tty:
+            with contextlib.suppress(OSError):
+                os.close(stdin_to)
+        os.waitpid(child, 0)
+        return launch.exit_code if launch.exit_code is not None else 255
+
+
+def _joined_child(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str | None,
+                  stdio: tuple[int, int, int], status_w: int) -> None:
+    """Runs in the forked child: join, fork (for the pid namespace), exec; reports on status_w."""
+    def report(line: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(status_w, (line + "\n").encode())
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Not dumpable: the container cannot ptrace us or open /proc/<us>/exe (CVE-2019-5736).
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        if cgroup_of:
+            cgroups.add_process(cgroup_of, os.getpid())
+        namespaces.enter(namespaces.open_for_join(pid, kinds))
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        grandchild = os.fork()
+        if grandchild == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                trace.step(f"fork() → execve({spec.argv[0]!r}, {spec.argv!r})")
+                trace.forward_to(None)
+                attach_stdio(*stdio, tty=spec.tty)
+                close_inherited_fds(keep=err_w)
+                if spec.cwd:
+                    os.chdir(spec.cwd)
+                exec_command(spec)
+            except OSError as e:
+                code, message = exec_error(spec.argv[0], e)
+                with contextlib.suppress(OSError):
+                    os.write(err_w, f"{code}\t{message}".encode())
+                os._exit(code)
+        os.close(err_w)
+        with os.fdopen(err_r, "rb") as f:
+            failure = f.read().decode(errors="replace")
+        if failure:
+            os.waitpid(grandchild, 0)
+            report(f"error {failure}")
+            os._exit(0)
+        report(f"started {grandchild}")
+        trace.forward_to(None)
+        _, status = os.waitpid(grandchild, 0)
+        code = os.waitstatus_to_exitcode(status)
+        report(f"exit {128 - code if code < 0 else code}")
+    except BaseException as e:  # noqa: BLE001 - report, never raise in a forked child
+        report(f"error 126\t{e}")
+    os._exit(0)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    top = os.sysconf("SC_OPEN_MAX")
+    start = 0
+    for fd in sorted(keep):
+        if fd > start:  # os.closerange(0, 0) would close everything (close_range(0, ~0))
+            os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, top)
+
+
+def _alive(pid: int) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_pid_exit(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end (pidfd_open, Linux 5.3+)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def expand_env(items: list[str]) -> list[str]:
+    """-e K=V as given; -e K takes K from the shell's environment, as docker does."""
+    out = []
+    for item in items:
+        if "=" in item:
+            out.append(item)
+        elif item in os.environ:
+            out.append(f"{item}={os.environ[item]}")
+    return out
+
+
+def merge_env(*layers: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for layer in layers:
+        for item in layer:
+            key = item.split("=", 1)[0]
+            merged[key] = item
+    return list(merged.values())
+
+
+def check_overlay_supported() -> None:
+    with open("/proc/filesystems") as f:
+        if "\toverlay\n" in f.read():
+            return
+    raise RuntimeFailure("this kernel has no overlayfs", "load it: modprobe overlay")

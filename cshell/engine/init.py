@@ -1,0 +1,119 @@
+"""The container's first process, from fork to execve (runc's "init").
+
+It runs in a child the shim forked after unshare(CLONE_NEWPID), so it is
+PID 1 of a new pid namespace. It waits until the shim has put it into its
+cgroup, unshares the other namespaces, builds the root filesystem, sets the
+hostname, closes every inherited descriptor and execs the command. Any
+failure is written to the error pipe (closed on exec, so silence means
+success) and the process exits; nothing here returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import struct
+import termios
+from dataclasses import dataclass
+from typing import NoReturn
+
+from cshell.engine import rootfs, trace
+from cshell.engine import syscalls as sc
+
+CONTAINER_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET | sc.CLONE_NEWCGROUP
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+@dataclass
+class ProcessSpec:
+    argv: list[str]
+    env: list[str]
+    cwd: str = "/"
+    tty: bool = False
+    hostname: str = ""
+
+
+def bring_up_loopback() -> None:
+    trace.step("ioctl(SIOCSIFFLAGS, lo, IFF_UP)  # ip link set lo up")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def attach_stdio(stdin: int, stdout: int, stderr: int, tty: bool) -> None:
+    if tty:
+        os.setsid()  # a session of its own, so the pty can be its controlling terminal
+        fcntl.ioctl(stdin, termios.TIOCSCTTY, 0)
+    for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
+        if fd != target:
+            os.dup2(fd, target)
+
+
+def close_inherited_fds(keep: int) -> None:
+    """No host descriptor may reach the container (CVE-2024-21626): close all but stdio."""
+    if keep > 3:  # os.closerange(3, 3) would close everything
+        os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def enter_workdir(cwd: str) -> None:
+    os.makedirs(cwd, exist_ok=True)  # like runc, a missing working directory is created
+    os.chdir(cwd)
+    if not os.getcwd().startswith("/"):
+        raise OSError("working directory is outside the container")
+
+
+def exec_command(spec: ProcessSpec) -> NoReturn:
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in spec.env)
+    os.execvpe(spec.argv[0], spec.argv, env)
+
+
+def fail(err_w: int, code: int, message: str) -> NoReturn:
+    with contextlib.suppress(OSError):
+        os.write(err_w, f"{code}\t{message}".encode())
+    os._exit(code)
+
+
+def exec_error(argv0: str, e: OSError) -> tuple[int, str]:
+    """Docker's wording and exit codes for a command that cannot start."""
+    if isinstance(e, FileNotFoundError):
+        where = "no such file or directory" if "/" in argv0 else "executable file not found in $PATH"
+        return 127, f'exec: "{argv0}": {where}'
+    if isinstance(e, PermissionError):
+        return 126, f'exec: "{argv0}": permission denied'
+    return 126, f'exec: "{argv0}": {e.strerror}'
+
+
+def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_w: int,
+                   stdio: tuple[int, int, int], pty_path: str | None) -> NoReturn:
+    try:
+        os.read(sync_r, 1)  # the shim has put us in our cgroup
+        os.close(sync_r)
+        trace.step(f"unshare({sc.clone_flag_names(CONTAINER_NAMESPACES)})")
+        sc.unshare(CONTAINER_NAMESPACES)
+        rootfs.prepare_rootfs(plan, pty_path)
+        trace.step(f"sethostname({spec.hostname!r})")
+        sc.sethostname(spec.hostname)
+        bring_up_loopback()
+    except OSError as e:
+        fail(err_w, 125, setup_error(e, plan))
+    trace.step(f"close fds >= 3; chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")
+    trace.forward_to(None)  # the trace pipe is closed with the other descriptors
+    try:
+        attach_stdio(*stdio, tty=spec.tty)
+        close_inherited_fds(keep=err_w)
+        enter_workdir(spec.cwd)
+        exec_command(spec)
+    except OSError as e:
+        code, message = exec_error(spec.argv[0], e)
+        fail(err_w, code, message)
+
+
+def setup_error(e: OSError, plan: rootfs.RootfsPlan) -> str:
+    text = str(e)
+    if text.startswith(f"mount {plan.merged}"):
+        return f"overlay mount failed: {e.strerror} (upperdir {plan.upperdir})"
+    return text

@@ -1,0 +1,175 @@
+"""The per-container monitor (containerd-shim's job, in one small process).
+
+The shell forks it twice (so it belongs to no shell) and it then owns the
+container: it creates the cgroup, forks the container init into a new pid
+namespace, copies the container's output to the log (and to the attached
+terminal, for a foreground run), reaps PID 1, records the exit code, removes
+the cgroup and, for ``--rm``, the whole container.
+
+It talks to the shell that started it through one status pipe:
+``started PID``, ``error CODE<TAB>MESSAGE`` or ``exit CODE``, one per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+from cshell.engine import cgroups, init, trace
+from cshell.engine import syscalls as sc
+from cshell.engine.rootfs import RootfsPlan
+
+
+@dataclass
+class ShimIO:
+    """Descriptors the shell hands over when it forks the shim."""
+
+    status_w: int
+    trace_w: int | None
+    attached: bool  # copy output to our inherited stdout/stderr too
+    stdin_r: int | None = None  # -i without -t: the container reads this pipe
+    pty_master: int | None = None
+    pty_slave: int | None = None
+    pty_path: str | None = None
+
+
+class StateWriter:
+    """The shim's view of state.json (the shell owns the rest of the directory)."""
+
+    def __init__(self, container) -> None:  # a containers.Container; no import cycle
+        self.container = container
+
+    def update(self, **changes: object) -> None:
+        with contextlib.suppress(FileNotFoundError):  # `rm -f` may have removed it already
+            self.container.save_state(**changes)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+
+
+def _report(io: ShimIO, line: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(io.status_w, (line + "\n").encode())
+
+
+def _detach_from_shell(io: ShimIO) -> None:
+    os.setsid()
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+        f.write("cshell-shim")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0,) if io.attached else (0, 1, 2):
+        if fd != devnull:
+            os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
+
+
+def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) -> NoReturn:
+    """Never returns: the process exits when the container has ended."""
+    code = 1
+    try:
+        code = _monitor(container, spec, plan, io)
+    except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
+        _report(io, f"error 125\tshim failed: {e}")
+    os._exit(code)
+
+
+def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) -> int:
+    _detach_from_shell(io)
+    trace.set_listener(None)  # the shell's listener is not ours to call
+    trace.forward_to(io.trace_w)
+    state = StateWriter(container)
+    cgroups.create(container.id)
+
+    sync_r, sync_w = os.pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    if spec.tty:
+        assert io.pty_slave is not None
+        stdio = (io.pty_slave, io.pty_slave, io.pty_slave)
+        outputs = {io.pty_master: 1}
+    else:
+        out_r, out_w = os.pipe()
+        errout_r, errout_w = os.pipe()
+        stdin = io.stdin_r if io.stdin_r is not None else os.open(os.devnull, os.O_RDONLY)
+        stdio = (stdin, out_w, errout_w)
+        outputs = {out_r: 1, errout_r: 2}
+
+    trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWPID)})  # the next child is PID 1")
+    sc.unshare(sc.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        os.close(sync_w)
+        os.close(err_r)
+        init.container_init(spec, plan, sync_r, err_w, stdio, io.pty_path)
+    for fd in (sync_r, err_w, *{fd for fd in stdio if fd > 2}):
+        os.close(fd)
+    cgroups.add_process(container.id, pid)
+    os.write(sync_w, b"g")
+    os.close(sync_w)
+    with os.fdopen(err_r, "rb") as f:
+        failure = f.read().decode(errors="replace")  # empty: execve succeeded
+    if failure:
+        os.waitpid(pid, 0)
+        cgroups.remove(container.id)
+        code, _, message = failure.partition("\t")
+        _report(io, f"error {code}\t{message}")
+        return 0
+
+    state.update(status="running", pid=pid, pid_start=process_start_time(pid),
+                 shim_pid=os.getpid(), started_at=now(), exit_code=0, error="")
+    _report(io, f"started {pid}")
+    trace.forward_to(None)
+    if io.trace_w is not None:
+        os.close(io.trace_w)
+
+    _copy_output(container.log_path, outputs, io.attached)
+    _, status = os.waitpid(pid, 0)
+    exit_code = os.waitstatus_to_exitcode(status)
+    if exit_code < 0:
+        exit_code = 128 - exit_code  # killed by a signal: 128+N, as a shell reports it
+    cgroups.remove(container.id)
+    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0)
+    if container.config.get("auto_remove"):
+        container.delete_files()
+    _report(io, f"exit {exit_code}")
+    return 0
+
+
+def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> None:
+    """Copy container output to the log and, while someone is attached, to them."""
+    with open(log_path, "ab", buffering=0) as log:
+        while outputs:
+            ready, _, _ = select.select(list(outputs), [], [])
+            for fd in ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the pty's last slave closed
+                    data = b""
+                if not data:
+                    os.close(fd)
+                    del outputs[fd]
+                    continue
+                log.write(data)
+                if attached:
+                    try:
+                        os.write(outputs[fd], data)
+                    except OSError:
+                        attached = False  # the terminal went away; keep logging
+
+
+def process_start_time(pid: int) -> int:
+    """Field 22 of /proc/PID/stat: tells a live process from a reused PID."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return 0
+    return int(raw.rsplit(b")", 1)[1].split()[19])
