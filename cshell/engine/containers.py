@@ -22,11 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import cgroups, namespaces, terminal, trace
-from cshell.engine.init import ProcessSpec, attach_stdio, close_inherited_fds, exec_command, exec_error
-from cshell.engine.rootfs import ETC_FILES, RootfsPlan, make_init_layer
+from cshell.engine import syscalls as sc
+from cshell.engine.init import (
+    ProcessSpec,
+    attach_stdio,
+    close_inherited_fds,
+    exec_command,
+    exec_error,
+)
+from cshell.engine.rootfs import RootfsPlan, make_init_layer
 from cshell.engine.shim import ShimIO, now, process_start_time, run_shim
 from cshell.engine.state import StateRoot, new_id, read_json, write_json
-from cshell.engine import syscalls as sc
 from cshell.errors import (
     Conflict,
     ContainerCommandError,

@@ -50,7 +50,19 @@ class StateWriter:
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+    """RFC 3339 in UTC with microseconds, the way docker inspect shows times."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def parse_time(stamp: str) -> float:
+    """Seconds since the epoch for a stamp written by now() (0 when unset)."""
+    import calendar
+
+    if not stamp or stamp.startswith("0001"):
+        return 0.0
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
 
 
 def _report(io: ShimIO, line: str) -> None:

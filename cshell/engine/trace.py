@@ -12,6 +12,7 @@ off; ``step`` events only when it is on, and cost a flag test otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -40,10 +41,8 @@ def forward_to(fd: int | None) -> None:
 
 def _deliver(kind: str, text: str) -> None:
     if _fd is not None:
-        try:
+        with contextlib.suppress(OSError):  # the UI went away; the container must not care
             os.write(_fd, f"{kind}\t{text.replace(chr(10), ' ')}\n".encode())
-        except OSError:
-            pass  # the UI went away; the container must not care
     elif _listener is not None:
         _listener(kind, text)
 

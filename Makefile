@@ -1,0 +1,70 @@
+# cshell: make demo | make test | make bench   (run as root: cshell makes namespaces and mounts)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_HOST := /usr/bin/python3
+VENV        := .venv
+STAMP       := $(VENV)/.stamp
+APT_PKGS    := python3-venv busybox-static iproute2 tmux
+BENCH_PKGS  := runc crun
+BENCH_ARGS  ?=
+
+# Install the Debian packages in $(1) that are not installed yet; apt-get update only then.
+define apt_ensure
+	@missing=""; \
+	for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: help deps venv demo test lint bench clean
+
+# cshell creates namespaces, mounts and cgroups: everything but `help` needs root.
+ifneq ($(shell id -u),0)
+ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+$(error cshell: 'make $(MAKECMDGOALS)' must run as root; try: sudo make $(MAKECMDGOALS))
+endif
+endif
+
+help:
+	@echo "make demo    install what is needed, then replay lessons/demo.cs"
+	@echo "make test    ruff + pytest (as root: the kernel tests make real containers)"
+	@echo "make bench   cshell vs runc and crun (BENCH_ARGS='--runs 50 --json out.json')"
+	@echo "make deps | venv | lint | clean"
+
+deps:
+	$(call apt_ensure,$(APT_PKGS))
+
+# The venv comes from Debian's python, whatever python3 is first on PATH.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(VENV)/bin/python ] || ! grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg 2>/dev/null; then \
+	  echo "$(PYTHON_HOST) -m venv $(VENV)"; rm -rf $(VENV); $(PYTHON_HOST) -m venv $(VENV); \
+	fi
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+demo: deps venv
+	$(VENV)/bin/cshell --script lessons/demo.cs
+
+test: deps venv
+	$(VENV)/bin/ruff check cshell tests
+	$(VENV)/bin/python -m pytest -q tests
+
+lint: venv
+	$(VENV)/bin/ruff check cshell tests bench
+
+bench: deps venv
+	$(call apt_ensure,$(BENCH_PKGS))
+	$(VENV)/bin/python bench/bench_run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

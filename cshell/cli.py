@@ -1,0 +1,97 @@
+"""Entry point: `cshell` (REPL), `cshell CMD ARGS` (one shot), `-c "A; B"`, `--script FILE`.
+
+Imports stay minimal here: a one-shot `cshell run` must not pay for rich or
+prompt_toolkit (each command imports what it needs when it runs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from cshell import __version__
+
+USAGE = """usage: cshell [--root DIR] [--explain] [COMMAND [ARGS...] | -c "CMD; CMD" | --script FILE]
+
+With no command, cshell opens its interactive shell. `cshell help` lists the commands.
+  --root DIR       state root (default $CSHELL_ROOT or /var/lib/cshell)
+  --explain        show the syscalls and mounts each command makes
+  -c "CMD; CMD"    run commands separated by ';'
+  --script FILE    run a script: one command a line, '#' comments
+  --version        print the version"""
+
+
+def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
+    opts: dict[str, str | bool] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, inline = word.partition("=")
+        if name in ("--root", "-c", "--script"):
+            if eq:
+                opts[name] = inline
+            elif i + 1 < len(argv):
+                i += 1
+                opts[name] = argv[i]
+            else:
+                raise SystemExit(f"cshell: {name} needs a value\n{USAGE}")
+        elif word == "--explain":
+            opts["--explain"] = True
+        elif word in ("-h", "--help"):
+            opts["--help"] = True
+        elif word == "--version":
+            opts["--version"] = True
+        elif word.startswith("-"):
+            raise SystemExit(f"cshell: unknown option {word}\n{USAGE}")
+        else:
+            break
+        i += 1
+    return opts, argv[i:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cshell.engine.state import StateRoot, ensure_std_fds
+
+    ensure_std_fds()
+    opts, words = _parse_globals(sys.argv[1:] if argv is None else argv)
+    if opts.get("--version"):
+        print(f"cshell {__version__}")
+        return 0
+    if opts.get("--help"):
+        print(USAGE)
+        return 0
+
+    import cshell.commands  # noqa: F401 - registers the commands
+    from cshell.commands.context import Context
+    from cshell.commands.dispatch import run_line, run_words, split_commands
+    from cshell.errors import CShellError
+    from cshell.views.console import Output
+
+    out = Output()
+    interactive = not (words or "-c" in opts or "--script" in opts)
+    ctx = Context(StateRoot(opts.get("--root") or None), out, interactive=interactive)  # type: ignore[arg-type]
+    ctx.explain = bool(opts.get("--explain"))
+    if os.geteuid() == 0 and ctx.root.containers.is_dir():
+        ctx.runtime.reconcile()
+
+    if "-c" in opts:
+        status = 0
+        try:
+            lines = split_commands(str(opts["-c"]))
+        except CShellError as e:
+            out.error(e)
+            return 1
+        for line in lines:
+            status = run_line(ctx, line)
+            if ctx.wants_exit:
+                break
+        return status
+    if "--script" in opts:
+        from cshell.shell.script import run_script
+
+        return run_script(ctx, str(opts["--script"]))
+    if words:
+        return run_words(ctx, words)
+    from cshell.shell.repl import run_repl
+
+    return run_repl(ctx)

@@ -1,0 +1,198 @@
+"""Container commands, mirroring the docker CLI: run, ps, inspect, logs, exec, stop, start, rm."""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+from cshell.commands.context import Context
+from cshell.commands.registry import COMMAND, CONTAINER, IMAGE, RUNNING, Opt, Pos, command
+from cshell.errors import UsageError
+
+ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it from here)", "K=V", multi=True)
+INTERACTIVE = Opt(("-i", "--interactive"), "keep stdin open and pass it to the container")
+TTY = Opt(("-t", "--tty"), "give the process a real pseudo-terminal (job control, Ctrl-C)")
+WORKDIR = Opt(("-w", "--workdir"), "working directory inside the container", "DIR")
+
+
+def _check_tty(args: SimpleNamespace) -> None:
+    if args.tty and args.interactive and not os.isatty(0):
+        raise UsageError("the input device is not a TTY", "drop -t (keep -i), or run from a terminal")
+
+
+@command(
+    "run", "create and start a container from an image",
+    options=(
+        Opt(("-d", "--detach"), "run in the background and print the container id"),
+        INTERACTIVE, TTY,
+        Opt(("--rm",), "remove the container when it exits"),
+        Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
+        ENV, WORKDIR,
+        Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker)", "NAME"),
+    ),
+    positionals=(Pos("image", "the image to start from", complete=IMAGE),
+                 Pos("cmd", "the command and its arguments (default: the image's CMD)",
+                     optional=True, rest=True, complete=COMMAND)),
+    example="run --rm busybox echo hello",
+    docker="docker run",
+    details="""
+The container gets new pid, mount, uts, ipc, net and cgroup namespaces. Its root
+is an overlay of the image's read-only layers, an init layer (placeholders for
+/etc/hosts, /etc/hostname and /etc/resolv.conf, whose real files are bind-mounted
+from the container's state directory, so `commit` never keeps them) and a
+writable layer. cshell mounts /proc, a read-only /sys and a small /dev, then
+pivot_root()s into it (never chroot) and execs your command as PID 1.
+
+Like docker: without -d you are attached and the exit status is the
+container's; Ctrl-C sends SIGINT to PID 1 (a second Ctrl-C kills it, since a
+PID 1 ignores signals it has no handler for). Turn on `explain on` to watch
+each syscall and mount as it happens.""",
+)
+def run(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine.containers import RunOptions
+
+    _check_tty(args)
+    opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
+                      interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
+                      env=args.env, workdir=args.workdir, hostname=args.hostname)
+    container, code = ctx.runtime.run(opts)
+    if code is None:
+        ctx.out.text(container.id)
+        return 0
+    return code
+
+
+@command(
+    "ps", "list containers",
+    options=(Opt(("-a", "--all"), "show stopped containers too"),
+             Opt(("-q", "--quiet"), "only the ids"),
+             Opt(("--no-trunc",), "full ids and commands")),
+    example="ps -a",
+    docker="docker ps",
+    details="""
+The status is checked against the kernel each time: a container whose PID 1
+is gone shows as exited even if nobody recorded it.""",
+)
+def ps(ctx: Context, args: SimpleNamespace) -> int:
+    containers = ctx.runtime.list(all=args.all)
+    if args.quiet:
+        for c in containers:
+            ctx.out.text(c.id if args.no_trunc else c.short_id)
+        return 0
+    from cshell.views.containers import ps_table
+
+    ctx.out.print(ps_table(containers, no_trunc=args.no_trunc))
+    return 0
+
+
+@command(
+    "inspect", "show a container's details as JSON (docker's shape)",
+    options=(Opt(("-f", "--format"), "a Go-style template, e.g. '{{.State.Pid}}' or '{{json .Config}}'",
+                 "TEMPLATE"),),
+    positionals=(Pos("containers", "containers (name or id)", many=True, complete=CONTAINER),),
+    example="inspect --format '{{.State.Pid}}' web",
+    docker="docker inspect",
+    details="""
+.State.Pid is the container's PID 1 as the host sees it: try `ls -l /proc/PID/ns`
+or `ns ls PID` with it. .GraphDriver.Data shows the overlay directories.""",
+)
+def inspect(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.views.template import render
+
+    data = [ctx.runtime.get(ref).inspect() for ref in args.containers]
+    if args.format:
+        for item in data:
+            ctx.out.text(render(args.format, item))
+    else:
+        ctx.out.text(json.dumps(data, indent=4))
+    return 0
+
+
+@command(
+    "logs", "show what a container wrote to stdout and stderr",
+    options=(Opt(("-f", "--follow"), "keep following the output until the container stops"),),
+    positionals=(Pos("container", "the container", complete=CONTAINER),),
+    example="logs -f web",
+    docker="docker logs",
+    details="The shim copies the container's output into containers/<id>/log, even after you leave cshell.",
+)
+def logs(ctx: Context, args: SimpleNamespace) -> int:
+    container = ctx.runtime.get(args.container)
+    for chunk in ctx.runtime.logs(container, follow=args.follow):
+        ctx.out.raw(chunk)
+    return 0
+
+
+@command(
+    "exec", "run a command inside a running container",
+    options=(INTERACTIVE, TTY, ENV, WORKDIR),
+    positionals=(Pos("container", "a running container", complete=RUNNING),
+                 Pos("cmd", "the command and its arguments", rest=True, complete=COMMAND)),
+    example="exec -it web sh",
+    docker="docker exec",
+    details="""
+What docker exec does: the new process joins the container's cgroup, then
+setns(2)s into each of its namespaces (ipc, uts, net, pid, cgroup, and mnt last,
+which also moves it to the container's root) and execs. `ns join` is the same
+thing for one namespace at a time.""",
+)
+def exec_(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine.containers import ExecOptions
+
+    _check_tty(args)
+    container = ctx.runtime.get(args.container)
+    return ctx.runtime.exec(container, ExecOptions(cmd=args.cmd, interactive=args.interactive, tty=args.tty,
+                                                   env=args.env, workdir=args.workdir))
+
+
+@command(
+    "stop", "stop running containers (SIGTERM, then SIGKILL after a grace period)",
+    options=(Opt(("-t", "--time"), "seconds to wait before SIGKILL (default 10)", "N", default="10"),),
+    positionals=(Pos("containers", "containers to stop", many=True, complete=RUNNING),),
+    example="stop -t 2 web",
+    docker="docker stop",
+    details="""
+A PID 1 gets no default signal actions: if it installed no SIGTERM handler
+(like `sleep`), SIGTERM does nothing and stop waits for the grace period.""",
+)
+def stop(ctx: Context, args: SimpleNamespace) -> int:
+    try:
+        timeout = float(args.time)
+    except ValueError:
+        raise UsageError(f"invalid time {args.time!r}", "give seconds, e.g. stop -t 2 NAME") from None
+    for ref in args.containers:
+        c = ctx.runtime.get(ref)
+        ctx.runtime.stop(c, timeout)
+        ctx.out.text(ref)
+    return 0
+
+
+@command(
+    "start", "start stopped containers again (in the background)",
+    positionals=(Pos("containers", "containers to start", many=True, complete=CONTAINER),),
+    example="start web",
+    docker="docker start",
+    details="The writable layer is kept: files written before are still there.",
+)
+def start(ctx: Context, args: SimpleNamespace) -> int:
+    for ref in args.containers:
+        ctx.runtime.start(ctx.runtime.get(ref))
+        ctx.out.text(ref)
+    return 0
+
+
+@command(
+    "rm", "remove containers",
+    options=(Opt(("-f", "--force"), "kill a running container first"),),
+    positionals=(Pos("containers", "containers to remove", many=True, complete=CONTAINER),),
+    example="rm -f web",
+    docker="docker rm",
+    details="Removes the writable layer, the init layer, the logs and the cgroup. Mounts died with the container's mount namespace.",
+)
+def rm(ctx: Context, args: SimpleNamespace) -> int:
+    containers = [ctx.runtime.get(ref) for ref in args.containers]  # all exist, or change nothing
+    for ref, c in zip(args.containers, containers, strict=True):
+        ctx.runtime.remove(c, force=args.force)
+        ctx.out.text(ref)
+    return 0

@@ -1,0 +1,62 @@
+"""Commands about the shell itself: help, explain, exit."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from cshell.commands.context import Context
+from cshell.commands.registry import COMMAND, Pos, command
+
+
+@command(
+    "help", "list the commands, or explain one",
+    positionals=(Pos("topic", "a command, e.g. run or ns join", optional=True, many=True, complete=COMMAND),),
+    example="help ns join",
+    group="shell",
+    needs_root=False,
+    details="Every command mirrors a docker command or a kernel concept; `help CMD` says which, with an example.",
+)
+def help_(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.commands.registry import lookup
+    from cshell.views.help import command_help, overview
+
+    if args.topic:
+        cmd, extra = lookup(args.topic)
+        ctx.out.print(command_help(cmd))
+    else:
+        ctx.out.print(overview())
+    return 0
+
+
+@command(
+    "explain", "show the syscalls and mounts behind each command (on/off)",
+    positionals=(Pos("state", "on or off (default: show the current state)", optional=True),),
+    example="explain on",
+    group="shell",
+    needs_root=False,
+    details="""
+With explain on, every kernel-level step is printed under the command as it
+happens: unshare(CLONE_NEW...), each mount with its options, pivot_root,
+sethostname, the cgroup writes, setns and execve.""",
+)
+def explain(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.errors import UsageError
+
+    if args.state is not None:
+        if args.state not in ("on", "off"):
+            raise UsageError(f"explain takes on or off, not {args.state!r}", "explain on")
+        ctx.explain = args.state == "on"
+    ctx.out.text(f"explain is {'on' if ctx.explain else 'off'}")
+    return 0
+
+
+@command(
+    "exit", "leave the shell (containers keep running)",
+    example="exit",
+    group="shell",
+    needs_root=False,
+    details="Detached containers belong to their shims, not to the shell: they keep running.",
+)
+def exit_(ctx: Context, args: SimpleNamespace) -> int:
+    ctx.wants_exit = True
+    return 0

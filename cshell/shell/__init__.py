@@ -1,0 +1,1 @@
+"""Front-ends: the prompt_toolkit REPL and the script runner."""

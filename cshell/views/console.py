@@ -1,0 +1,99 @@
+"""The one output funnel: everything the user sees goes through ``Output``.
+
+Plain text is written straight to the stream (no rich import: one-shot
+``cshell run`` stays fast). Rich renderables are rendered to ANSI text first
+and then written the same way. While a prompt_toolkit prompt is on screen the
+REPL installs a ``guard`` that runs the write above the prompt
+(``run_in_terminal``), so output never corrupts the prompt or its colours.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from typing import IO, Any
+
+from cshell.errors import CShellError
+
+RED, YELLOW, DIM, CYAN, RESET = "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[36m", "\x1b[0m"
+LONG_ID = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
+
+
+def shorten_ids(text: str) -> str:
+    """64-hex ids in explain lines become the 12 characters `ps` shows, plus '…'."""
+    return LONG_ID.sub(r"\1…", text)
+
+
+class Output:
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.guard: Callable[[Callable[[], None]], None] | None = None
+        self.color = self._wants_color(self.out)
+
+    @staticmethod
+    def _wants_color(stream: IO[str]) -> bool:
+        if os.environ.get("NO_COLOR"):
+            return False
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def _emit(self, stream: IO[str], text: str) -> None:
+        def write() -> None:
+            stream.write(text)
+            stream.flush()
+
+        if self.guard is not None:
+            self.guard(write)
+        else:
+            write()
+
+    def _paint(self, code: str, text: str) -> str:
+        return f"{code}{text}{RESET}" if self.color else text
+
+    # -- what commands call --------------------------------------------------
+
+    def text(self, text: str = "", end: str = "\n") -> None:
+        self._emit(self.out, text + end)
+
+    def raw(self, data: bytes) -> None:
+        """Container output (logs): bytes as they are."""
+        self.out.flush()
+        buffer = getattr(self.out, "buffer", None)
+        if buffer is not None and self.guard is None:
+            buffer.write(data)
+            buffer.flush()
+        else:
+            self._emit(self.out, data.decode(errors="replace"))
+
+    def print(self, renderable: Any) -> None:
+        """Render a rich renderable (tables, trees, markdown) through the funnel."""
+        from rich.console import Console  # heavy: only when there is something rich to show
+
+        buf = io.StringIO()
+        width = shutil.get_terminal_size((100, 24)).columns
+        Console(file=buf, force_terminal=self.color, color_system="auto" if self.color else None,
+                width=width, highlight=False, soft_wrap=False).print(renderable)
+        self._emit(self.out, buf.getvalue())
+
+    def error(self, err: CShellError) -> None:
+        text = self._paint(RED, f"error: {err.message}")
+        if err.hint:
+            text += "\n" + self._paint(YELLOW, f"hint: {err.hint}")
+        self._emit(self.err, text + "\n")
+
+    def note(self, text: str) -> None:
+        self._emit(self.err, self._paint(DIM, text) + "\n")
+
+    def event(self, kind: str, text: str) -> None:
+        """A trace event: explain steps indented under the command, info as notes."""
+        if kind == "step":
+            self._emit(self.err, self._paint(CYAN, "  ⤷ " + shorten_ids(text)) + "\n")
+        else:
+            self._emit(self.err, self._paint(DIM, "  … " + text) + "\n")

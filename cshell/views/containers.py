@@ -1,0 +1,57 @@
+"""Tables of containers, as `docker ps` shows them, with colour that means state."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from rich.table import Table
+from rich.text import Text
+
+from cshell.engine.containers import Container
+from cshell.engine.shim import parse_time
+
+STATUS_STYLE = {"running": "green", "exited": "dim", "created": "yellow"}
+
+
+def human_duration(seconds: float) -> str:
+    """docker's wording: 'Less than a second', '5 seconds', '3 minutes', 'About an hour'."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if s >= size:
+            n = s // size
+            if unit == "hour" and n == 1:
+                return "About an hour"
+            return f"{n} {unit}{'s' if n > 1 else ''}"
+    return f"{s} seconds"
+
+
+def status_text(c: Container) -> str:
+    now = time.time()
+    status = c.status
+    if status == "running":
+        return f"Up {human_duration(now - parse_time(c.state.get('started_at', '')))}"
+    if status == "exited":
+        finished = parse_time(c.state.get("finished_at", ""))
+        ago = f" {human_duration(now - finished)} ago" if finished else ""
+        return f"Exited ({c.state.get('exit_code', 0)}){ago}"
+    return "Created"
+
+
+def ps_table(containers: list[Container], no_trunc: bool = False) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"):
+        table.add_column(col, no_wrap=True)
+    now = time.time()
+    for c in containers:
+        command = shlex.join(c.config["argv"])
+        if not no_trunc and len(command) > 20:
+            command = command[:19] + "…"
+        created = human_duration(now - parse_time(c.config["created"])) + " ago"
+        table.add_row(
+            c.id if no_trunc else c.short_id, c.config["image"].removesuffix(":latest"),
+            f'"{command}"', created, Text(status_text(c), style=STATUS_STYLE.get(c.status, "")), c.name,
+        )
+    return table

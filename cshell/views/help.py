@@ -1,0 +1,47 @@
+"""help, generated from the command declarations."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.markdown import Markdown
+from rich.table import Table
+from rich.text import Text
+
+from cshell.commands.registry import REGISTRY, Command
+
+GROUPS = (("containers", "Containers"), ("images", "Images"), ("namespaces", "Namespaces"), ("shell", "The shell"))
+
+
+def overview() -> Group:
+    parts: list[object] = [Text("cshell: see what a container really is. Every command drives the real kernel.",
+                                style="bold")]
+    for key, title in GROUPS:
+        table = Table(box=None, show_header=False, pad_edge=False, title=title, title_justify="left",
+                      title_style="bold underline")
+        table.add_column(style="cyan", no_wrap=True)
+        table.add_column()
+        for cmd in sorted((c for c in REGISTRY.values() if c.group == key), key=lambda c: c.name):
+            table.add_row(cmd.name, cmd.summary)
+        parts.append(table)
+    parts.append(Text("`help CMD` explains one command with an example.  `!CMD` runs a host command.  "
+                      "`explain on` shows the syscalls.", style="dim"))
+    return Group(*parts)
+
+
+def command_help(cmd: Command) -> Group:
+    parts: list[object] = [Text(f"usage: {cmd.usage}", style="bold"), Text(cmd.summary)]
+    if cmd.docker:
+        parts.append(Text(f"mirrors: {cmd.docker}", style="dim"))
+    if cmd.details:
+        parts.append(Markdown(cmd.details))
+    if cmd.options:
+        table = Table(box=None, show_header=False, pad_edge=False, title="options", title_justify="left",
+                      title_style="bold")
+        table.add_column(style="cyan", no_wrap=True)
+        table.add_column()
+        for opt in cmd.options:
+            table.add_row(", ".join(opt.names) + (f" {opt.value}" if opt.value else ""), opt.help)
+        parts.append(table)
+    if cmd.example:
+        parts.append(Text.assemble(("example: ", "bold"), (cmd.example, "green")))
+    return Group(*parts)
