@@ -15,7 +15,8 @@ PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "
 
 def ns_table(columns: list[tuple[str, list[NsLink]]]) -> Group:
     by_column = [{link.kind: link for link in links} for _, links in columns]
-    counts = Counter(link.inode for col in by_column for link in col.values())
+    # Shared means seen in more than one column (pid and pid_for_children often match within one).
+    counts = Counter(inode for col in by_column for inode in {link.inode for link in col.values()})
     shared = sorted(inode for inode, n in counts.items() if n > 1)
     colour = {inode: PALETTE[i % len(PALETTE)] for i, inode in enumerate(shared)}
     table = Table(header_style="bold", show_lines=False)
