@@ -29,6 +29,7 @@ from cshell.engine.init import (
     close_inherited_fds,
     exec_command,
     exec_error,
+    reset_signals,
 )
 from cshell.engine.rootfs import RootfsPlan, make_init_layer
 from cshell.engine.shim import ShimIO, now, process_start_time, run_shim
@@ -601,8 +602,8 @@ def _joined_child(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str 
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         grandchild = os.fork()
         if grandchild == 0:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
+                reset_signals()
                 trace.step(f"fork() → execve({spec.argv[0]!r}, {spec.argv!r})")
                 trace.forward_to(None)
                 attach_stdio(*stdio, tty=spec.tty)

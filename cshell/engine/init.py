@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import socket
 import struct
 import termios
@@ -41,6 +42,15 @@ def bring_up_loopback() -> None:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def reset_signals() -> None:
+    """Ignored signals survive execve: undo what Python and the shim set (SIGPIPE, SIGINT…)."""
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def attach_stdio(stdin: int, stdout: int, stderr: int, tty: bool) -> None:
@@ -103,6 +113,7 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
     trace.step(f"close fds >= 3; chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")
     trace.forward_to(None)  # the trace pipe is closed with the other descriptors
     try:
+        reset_signals()
         attach_stdio(*stdio, tty=spec.tty)
         close_inherited_fds(keep=err_w)
         enter_workdir(spec.cwd)
