@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import tempfile
-import traceback
 
 from cshell.commands.context import Context
 from cshell.commands.registry import lookup, parse
@@ -39,6 +36,8 @@ def split_commands(text: str) -> list[str]:
 
 def run_host(ctx: Context, command: str) -> int:
     """`!CMD`: a command on the host, shown as such."""
+    import subprocess
+
     ctx.out.note(f"host$ {command}")
     return subprocess.call(command, shell=True)
 
@@ -83,6 +82,9 @@ def run_words(ctx: Context, words: list[str]) -> int:
 
 
 def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
     fd, path = tempfile.mkstemp(prefix="cshell-error-", suffix=".txt")
     with os.fdopen(fd, "w") as f:
         f.write(traceback.format_exc())

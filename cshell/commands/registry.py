@@ -9,7 +9,6 @@ bundles, ``--name=N`` or ``--name N``, and everything after the command's
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -104,6 +103,8 @@ def lookup(words: list[str]) -> tuple[Command, list[str]]:
         subs = ", ".join(n.split(" ", 1)[1] for n in group)
         raise UsageError(f"`{words[0]}` needs a sub-command{f' (not {wanted!r})' if wanted else ''}",
                          f"one of: {subs}; e.g. `{group[0]}`")
+    import difflib  # only on a typo
+
     close = difflib.get_close_matches(words[0], sorted({n.split(" ")[0] for n in REGISTRY}), n=1)
     hint = f"did you mean `{close[0]}`? (`help` lists every command)" if close else "`help` lists every command"
     raise UsageError(f"unknown command {words[0]!r}", hint)
@@ -153,6 +154,8 @@ def _take_option(cmd: Command, ns: SimpleNamespace, words: list[str], i: int) ->
     opt = cmd.option(name)
     if opt is None:
         known = [n for o in cmd.options for n in o.names if n.startswith("--")]
+        import difflib  # only on a typo
+
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}?" if close else f"`help {cmd.name}` lists its options"
         raise UsageError(f"unknown flag {name} for `{cmd.name}`", hint)

@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ def ensure_std_fds() -> None:
 
 def new_id() -> str:
     """A 64-hex id, like Docker's; the first 12 are the short id."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 class StateRoot:

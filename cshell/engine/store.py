@@ -9,7 +9,6 @@ directory is what overlayfs gets as a lowerdir.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cshell.engine import archive, trace
+from cshell.engine import trace
 from cshell.engine.state import StateRoot, atomic_write, read_json, write_json
 from cshell.errors import NotFound, RuntimeFailure, UsageError
 
@@ -28,8 +27,14 @@ NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
+try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
+    from _sha256 import sha256 as _sha256
+except ImportError:  # newer Pythons
+    from hashlib import sha256 as _sha256
+
+
 def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + _sha256(data).hexdigest()
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -208,6 +213,8 @@ class Store:
         staging = diff.parent.with_name(diff.parent.name + ".unpacking")
         shutil.rmtree(staging, ignore_errors=True)  # a crash mid-unpack left it
         staging.mkdir(parents=True)
+        from cshell.engine import archive  # tarfile only when a layer is new
+
         trace.info(f"unpacking layer {diff_id[7:19]}")
         archive.unpack_layer(self.blob_path(diff_id), staging / "diff")
         write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
