@@ -1,9 +1,10 @@
 """The container's first process, from fork to execve (runc's "init").
 
 It runs in a child the shim forked after unshare(CLONE_NEWPID), so it is
-PID 1 of a new pid namespace. It waits until the shim has put it into its
-cgroup, unshares the other namespaces, builds the root filesystem, sets the
-hostname, closes every inherited descriptor and execs the command. Any
+PID 1 of a new pid namespace. It unshares the other namespaces, builds the
+root filesystem and sets the hostname; then it waits until the shim has put
+it into its cgroup, makes its cgroup namespace, closes every inherited
+descriptor and execs the command. Any
 failure is written to the error pipe (closed on exec, so silence means
 success) and the process exits; nothing here returns.
 """
@@ -23,7 +24,8 @@ from typing import NoReturn
 from cshell.engine import rootfs, trace
 from cshell.engine import syscalls as sc
 
-CONTAINER_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET | sc.CLONE_NEWCGROUP
+# The cgroup namespace comes later, once the shim has put us in our cgroup.
+CONTAINER_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
@@ -100,14 +102,19 @@ def exec_error(argv0: str, e: OSError) -> tuple[int, str]:
 def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_w: int,
                    stdio: tuple[int, int, int], pty_path: str | None) -> NoReturn:
     try:
-        os.read(sync_r, 1)  # the shim has put us in our cgroup
-        os.close(sync_r)
         trace.step(f"unshare({sc.clone_flag_names(CONTAINER_NAMESPACES)})")
         sc.unshare(CONTAINER_NAMESPACES)
         rootfs.prepare_rootfs(plan, pty_path)
         trace.step(f"sethostname({spec.hostname!r})")
         sc.sethostname(spec.hostname)
         bring_up_loopback()
+        # The shim moves us into our cgroup while we build the rootfs (a cgroup move
+        # waits for an RCU grace period, ~10 ms). Only then may the cgroup namespace
+        # be made: its root is the group we are in at that moment.
+        os.read(sync_r, 1)
+        os.close(sync_r)
+        trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWCGROUP)})  # our cgroup becomes '/'")
+        sc.unshare(sc.CLONE_NEWCGROUP)
     except OSError as e:
         fail(err_w, 125, setup_error(e, plan))
     trace.step(f"close fds >= 3; chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")
