@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 	@if [ ! -x $(VENV)/bin/python ] || ! grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg 2>/dev/null; then \
 	  echo "$(PYTHON_HOST) -m venv $(VENV)"; rm -rf $(VENV); $(PYTHON_HOST) -m venv $(VENV); \
 	fi
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 demo: deps venv

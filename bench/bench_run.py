@@ -180,9 +180,10 @@ def repl_prompt_ns(cshell: str, root: str, timeout: float = 10.0) -> int:
             p.wait()
         os.close(master)
     if found is None:
-        tail = ANSI.sub(b"", seen).decode(errors="replace").strip()[-200:]
+        lines = ANSI.sub(b"", seen).decode(errors="replace").strip().splitlines()
+        tail = lines[-1].strip()[:200] if lines else ""
         why = f"exited {exited} before" if exited is not None else f"{timeout:.0f} s without"
-        raise Failed(f"{why} a prompt; output: {tail!r}")
+        raise Failed(f"{why} a prompt; last output: {tail!r}")
     return found
 
 
