@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON_HOST := /usr/bin/python3
 VENV        := .venv
 STAMP       := $(VENV)/.stamp
-APT_PKGS    := python3-venv busybox-static iproute2 tmux
+APT_PKGS    := python3-venv busybox-static iproute2 tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod
 BENCH_PKGS  := runc crun
 BENCH_ARGS  ?=
 
@@ -23,7 +23,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: help deps venv demo test lint bench clean
+.PHONY: help deps venv vm-image demo test lint bench clean
 
 # cshell creates namespaces, mounts and cgroups: everything but `help` needs root.
 ifneq ($(shell id -u),0)
@@ -36,7 +36,7 @@ help:
 	@echo "make demo    install what is needed, then replay lessons/demo.cs"
 	@echo "make test    ruff + pytest (as root: the kernel tests make real containers)"
 	@echo "make bench   cshell vs runc and crun (BENCH_ARGS='--runs 50 --json out.json')"
-	@echo "make deps | venv | lint | clean"
+	@echo "make deps | venv | vm-image | lint | clean"
 
 deps:
 	$(call apt_ensure,$(APT_PKGS))
@@ -54,7 +54,14 @@ $(STAMP): pyproject.toml
 demo: deps venv
 	$(VENV)/bin/cshell --script lessons/demo.cs
 
-test: deps venv
+# A Debian 12 guest with pure cgroup v2 (the students' VMs) for tests/test_cgroup_v2_vm.py.
+VMDIR ?= /var/tmp/cshell-vm
+vm-image: $(VMDIR)/base.cpio
+
+$(VMDIR)/base.cpio: tests/vm/cgroup-v2-vm.sh
+	VMDIR=$(VMDIR) EXTRA_PKGS="busybox-static iproute2" tests/vm/cgroup-v2-vm.sh build
+
+test: deps venv vm-image
 	$(VENV)/bin/ruff check cshell tests
 	$(VENV)/bin/python -m pytest -q tests
 

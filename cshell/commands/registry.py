@@ -125,14 +125,17 @@ def parse(cmd: Command, words: list[str]) -> SimpleNamespace:
     positionals: list[str] = []
     rest: list[str] | None = None
     rest_index = next((i for i, p in enumerate(cmd.positionals) if p.rest), None)
+    flags_done = False
     i = 0
     while i < len(words):
         word = words[i]
         if rest is not None:
             rest.append(word)
-        elif word == "--":
-            rest = []
-        elif word.startswith("-") and word != "-":
+        elif word == "--" and not flags_done:
+            flags_done = True  # `run -- IMAGE CMD`, `rm -- NAME`: what follows are positionals
+            if rest_index is not None and len(positionals) >= rest_index:
+                rest = []
+        elif word.startswith("-") and word != "-" and not flags_done:
             i = _take_option(cmd, ns, words, i)
         elif rest_index is not None and len(positionals) >= rest_index:
             rest = [word]  # the command line inside the container starts here

@@ -340,6 +340,9 @@ class Runtime:
             self._discard(c)
             hint = ("check the command's name and that it exists in the image (run IMAGE ls /bin)"
                     if code in (126, 127) else "the kernel refused a setup step; `explain on` shows which")
+            if message.startswith("overlay mount failed"):
+                hint = ("the state root must be on a filesystem that can hold an overlay upper dir "
+                        "(ext4, xfs, tmpfs; not overlayfs): choose another with --root DIR")
             raise ContainerCommandError(message, hint, exit_code=code)
         c.state = read_json(c.dir / "state.json")
         return launch
@@ -393,21 +396,16 @@ class Runtime:
 
     def wait_attached(self, launch: Launch) -> int:
         """Forward stdin until the shim reports the exit code; Ctrl-C is passed on."""
-        interrupts = 0
         stdin_to = launch.pty_master if launch.pty_master is not None else launch.stdin_w
+
+        def told(presses: int) -> None:
+            trace.info("sent SIGINT to the container's PID 1 (press Ctrl-C again to kill it)"
+                       if presses == 1 else "sent SIGKILL to the container")
+
         with terminal.raw_terminal(launch.pty_master is not None), \
-                terminal.follow_window_size(launch.pty_master):
-            while launch.exit_code is None:
-                try:
-                    terminal.pump({}, stdin_to, launch.status_r, launch.feed)
-                    break
-                except KeyboardInterrupt:
-                    interrupts += 1
-                    sig = signal.SIGINT if interrupts == 1 else signal.SIGKILL
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(launch.pid, sig)
-                    trace.info("sent SIGINT to the container's PID 1 (press Ctrl-C again to kill it)"
-                               if interrupts == 1 else "sent SIGKILL to the container")
+                terminal.follow_window_size(launch.pty_master), \
+                terminal.forward_interrupts(launch.pid, told):
+            terminal.pump({}, stdin_to, launch.status_r, launch.feed)
         for fd in (launch.status_r, launch.stdin_w, launch.pty_master):
             if fd is not None:
                 with contextlib.suppress(OSError):
@@ -567,16 +565,9 @@ class Runtime:
             code, message = launch.error
             raise ContainerCommandError(message, "check the command's name and that it exists there",
                                         exit_code=code)
-        interrupts = 0
-        with terminal.raw_terminal(spec.tty), terminal.follow_window_size(stdin_to if spec.tty else None):
-            while True:
-                try:
-                    terminal.pump(outputs, stdin_to, status_r, launch.feed)
-                    break
-                except KeyboardInterrupt:
-                    interrupts += 1
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(launch.pid, signal.SIGINT if interrupts == 1 else signal.SIGKILL)
+        with terminal.raw_terminal(spec.tty), terminal.follow_window_size(stdin_to if spec.tty else None), \
+                terminal.forward_interrupts(launch.pid):
+            terminal.pump(outputs, stdin_to, status_r, launch.feed)
         os.close(status_r)
         if stdin_to is not None and not spec.tty:
             with contextlib.suppress(OSError):
@@ -644,15 +635,8 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Not os.kill(pid, 0): it succeeds on a zombie, e.g. a killed shim not yet reaped.
+    return bool(pid) and process_start_time(pid) != 0
 
 
 def wait_pid_exit(pid: int, timeout: float) -> bool:

@@ -12,6 +12,7 @@ success) and the process exits; nothing here returns.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
@@ -131,7 +132,19 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
 
 
 def setup_error(e: OSError, plan: rootfs.RootfsPlan) -> str:
-    text = str(e)
-    if text.startswith(f"mount {plan.merged}"):
-        return f"overlay mount failed: {e.strerror} (upperdir {plan.upperdir})"
+    text = e.strerror or str(e)  # syscalls put "mount TARGET: reason" in strerror
+    if text.startswith("pivot_root") and e.errno == errno.EINVAL and _root_is_initramfs():
+        return "pivot_root is refused while / is the initramfs (rootfs); cshell never falls back to chroot"
+    if text.startswith(f"mount {plan.merged}:"):
+        return f"overlay mount failed: {os.strerror(e.errno)} (upperdir {plan.upperdir})"
     return text
+
+
+def _root_is_initramfs() -> bool:
+    """True when / is the kernel's rootfs, which pivot_root cannot move (EINVAL)."""
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/":
+                return fields[fields.index("-") + 1] in ("rootfs", "ramfs")
+    return False

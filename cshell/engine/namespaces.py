@@ -8,14 +8,13 @@ then exec the command.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cshell.engine import syscalls as sc
 from cshell.engine import trace
-from cshell.errors import NotFound, UsageError
+from cshell.errors import NotFound, PrivilegeError, UsageError
 
 # The order /proc/PID/ns lists them in.
 NS_KINDS = ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
@@ -39,8 +38,13 @@ def links(pid: int | str) -> list[NsLink]:
     """readlink /proc/PID/ns/* — what `ls -l /proc/PID/ns` shows."""
     out = []
     for kind in NS_KINDS:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             out.append(NsLink(kind, os.readlink(f"/proc/{pid}/ns/{kind}")))
+        except FileNotFoundError:
+            continue  # an older kernel without this kind, or the process just ended
+        except PermissionError:
+            raise PrivilegeError(f"cannot read /proc/{pid}/ns: permission denied",
+                                 "run as root; some processes (another sandbox's init) stay hidden even then") from None
     if not out:
         raise NotFound(f"no process {pid}", "give a running container's name or id, a host PID, or `host`")
     return out

@@ -123,8 +123,11 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) ->
         init.container_init(spec, plan, sync_r, err_w, stdio, io.pty_path)
     for fd in (sync_r, err_w, *{fd for fd in stdio if fd > 2}):
         os.close(fd)
-    cgroups.add_process(container.id, pid)
-    os.write(sync_w, b"g")
+    # The init may fail its setup (e.g. the overlay mount) and exit before this:
+    # then its error is waiting in err_r, and that is what the user must see.
+    with contextlib.suppress(ProcessLookupError, BrokenPipeError):
+        cgroups.add_process(container.id, pid)
+        os.write(sync_w, b"g")
     os.close(sync_w)
     with os.fdopen(err_r, "rb") as f:
         failure = f.read().decode(errors="replace")  # empty: execve succeeded
@@ -178,10 +181,13 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> None:
 
 
 def process_start_time(pid: int) -> int:
-    """Field 22 of /proc/PID/stat: tells a live process from a reused PID."""
+    """Field 22 of /proc/PID/stat: tells a live process from a reused PID (0: gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except OSError:
         return 0
-    return int(raw.rsplit(b")", 1)[1].split()[19])
+    fields = raw.rsplit(b")", 1)[1].split()
+    if fields[0] in (b"Z", b"X"):
+        return 0  # a zombie has ended; an orphan's reaper (PID 1) may take a while to notice
+    return int(fields[19])

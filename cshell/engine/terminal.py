@@ -55,6 +55,35 @@ def follow_window_size(pty_fd: int | None) -> Iterator[None]:
         signal.signal(signal.SIGWINCH, previous)
 
 
+@contextlib.contextmanager
+def forward_interrupts(pid: int, on_forward: Callable[[int], None] | None = None) -> Iterator[None]:
+    """While attached, Ctrl-C goes to the container: SIGINT first, SIGKILL after.
+
+    A signal handler (not KeyboardInterrupt) so a second Ctrl-C arriving at
+    any moment is forwarded too; select() simply resumes after the handler.
+    """
+    presses = 0
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        sig = signal.SIGINT if presses == 1 else signal.SIGKILL
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        if on_forward is not None:
+            on_forward(presses)
+
+    try:
+        previous = signal.signal(signal.SIGINT, forward)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def open_pty() -> tuple[int, int, str]:
     master, slave = os.openpty()
     os.set_inheritable(master, False)

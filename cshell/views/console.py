@@ -44,6 +44,12 @@ class Output:
         except (AttributeError, ValueError):
             return False
 
+    def _is_tty(self) -> bool:
+        try:
+            return self.out.isatty()
+        except (AttributeError, ValueError):
+            return False
+
     def _emit(self, stream: IO[str], text: str) -> None:
         def write() -> None:
             stream.write(text)
@@ -77,7 +83,8 @@ class Output:
         from rich.console import Console  # heavy: only when there is something rich to show
 
         buf = io.StringIO()
-        width = shutil.get_terminal_size((100, 24)).columns
+        # Not a terminal (a pipe, a file): wide, so `ps | grep NAME` sees whole names, as docker.
+        width = shutil.get_terminal_size((100, 24)).columns if self.color or self._is_tty() else 250
         Console(file=buf, force_terminal=self.color, color_system="auto" if self.color else None,
                 width=width, highlight=False, soft_wrap=False).print(renderable)
         self._emit(self.out, buf.getvalue())

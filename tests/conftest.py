@@ -1,0 +1,213 @@
+"""Fixtures shared by every test.
+
+Kernel tests (``@pytest.mark.kernel``) make real containers as root, each on
+its own state root, and are checked for leaks afterwards: no new host mount,
+no shim or container process left, no cgroup directory left. A test that
+leaves a running container fails too (after its containers are removed, so
+one failure does not cascade into the next test).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LEAK_GRACE = 3.0  # seconds: a shim finishes (reaps, removes its cgroup) asynchronously
+
+Cshell = Callable[..., subprocess.CompletedProcess]
+
+
+def cshell_argv() -> list[str]:
+    """The venv's entry point: the venv pytest runs in, else the repo's .venv."""
+    for candidate in (Path(sys.executable).parent / "cshell", REPO / ".venv" / "bin" / "cshell"):
+        if candidate.exists():
+            return [str(candidate)]
+    return [sys.executable, "-m", "cshell"]
+
+
+def cshell_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CSHELL_ROOT"}
+    env.update(NO_COLOR="1", COLUMNS="250", LINES="50")  # tables untruncated, no ANSI codes
+    return env
+
+
+def run_cshell(root: str | Path, *args: str, input: str | None = None, timeout: float = 60,
+               prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, *cshell_argv(), "--root", str(root), *args], input=input,
+                          capture_output=True, text=True, timeout=timeout, env=cshell_env(),
+                          cwd=REPO, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> object:
+    """Poll until predicate() is truthy; return its last value (falsy on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+# -- state ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def state_root() -> Iterator[Path]:
+    """A fresh state root on the host's own filesystem (overlayfs cannot be an upper dir)."""
+    path = Path(tempfile.mkdtemp(prefix="cshell-test-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def cshell(state_root: Path) -> Cshell:
+    """cshell("run", "--rm", "busybox", "true") -> CompletedProcess (text, timeout 60)."""
+    def call(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return run_cshell(state_root, *args, input=input, timeout=timeout)
+    return call
+
+
+@pytest.fixture
+def runtime(state_root: Path):  # noqa: ANN201 - cshell.engine.containers.Runtime
+    from cshell.engine.containers import Runtime
+    from cshell.engine.state import StateRoot
+
+    return Runtime(StateRoot(state_root))
+
+
+# -- the leak check ---------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ppid(pid: int) -> int:
+    stat = _read(f"/proc/{pid}/stat")
+    return int(stat.rsplit(")", 1)[1].split()[1]) if stat else 0
+
+
+def _root_arg(cmdline: list[str]) -> str | None:
+    for i, word in enumerate(cmdline):
+        if word == "--root" and i + 1 < len(cmdline):
+            return cmdline[i + 1]
+        if word.startswith("--root="):
+            return word.partition("=")[2]
+    return None
+
+
+def _foreign(pid: int, ours: Path) -> bool:
+    """True when the process belongs to another cshell session, e.g. one running
+    concurrently: it or an ancestor was started with --root OTHER, or it is (a fork
+    of) another pytest run. Unknown processes count as ours: the check stays strict."""
+    own_cmdline = _read("/proc/self/cmdline")
+    for _ in range(64):
+        if pid <= 1:
+            return False
+        cmdline = _read(f"/proc/{pid}/cmdline")  # a fork keeps its parent's: shims do
+        root = _root_arg(cmdline.split("\0"))
+        if root is not None:
+            return Path(root).absolute() != ours
+        if "pytest" in cmdline:
+            return cmdline != own_cmdline
+        pid = _ppid(pid)
+    return False
+
+
+def _cshell_processes() -> dict[tuple[int, str], str]:
+    """{(pid, start time): description} of shims and processes in a cshell cgroup."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        cmdline = _read(f"/proc/{entry}/cmdline").replace("\0", " ").strip()
+        comm = _read(f"/proc/{entry}/comm").strip()
+        cgroup = _read(f"/proc/{entry}/cgroup")
+        stat = _read(f"/proc/{entry}/stat")
+        if not stat or stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            continue  # gone, or a zombie an init has not reaped yet: holds nothing
+        if "cshell-shim" in cmdline or "cshell-shim" in comm or "/cshell/" in cgroup:
+            start = stat.rsplit(")", 1)[1].split()[19]
+            found[(int(entry), start)] = f"pid {entry} ({comm}): {cmdline[:120]}"
+    return found
+
+
+def _cgroup_dirs() -> set[str]:
+    # v1/hybrid: one per controller; v2: one directory.
+    paths = glob.glob("/sys/fs/cgroup/*/cshell/*/") + glob.glob("/sys/fs/cgroup/cshell/*/")
+    return {p.rstrip("/") for p in paths}
+
+
+def _mount_lines() -> set[str]:
+    return set(_read("/proc/self/mountinfo").splitlines())
+
+
+def _snapshot() -> tuple[set[str], dict[tuple[int, str], str], set[str]]:
+    return _mount_lines(), _cshell_processes(), _cgroup_dirs()
+
+
+def _leaks(before, ours: Path) -> list[str]:  # noqa: ANN001 - a _snapshot()
+    mounts0, procs0, cgroups0 = before
+    mounts, procs, cgroups = _snapshot()
+    leaked = [f"mount: {line}" for line in sorted(mounts - mounts0)]
+    leaked += [f"process: {desc}" for key, desc in procs.items()
+               if key not in procs0 and not _foreign(key[0], ours)]
+    for d in sorted(cgroups - cgroups0):
+        members = [int(p) for p in _read(f"{d}/cgroup.procs").split()]
+        if not any(_foreign(p, ours) for p in members):
+            leaked.append(f"cgroup: {d} (processes: {members or 'none'})")
+    return leaked
+
+
+def _remove_leftovers(root: Path) -> list[str]:
+    """Force-remove every container in the state root; return the ones still running."""
+    from cshell.engine.containers import Runtime
+    from cshell.engine.state import StateRoot
+
+    rt = Runtime(StateRoot(root))
+    running = []
+    try:
+        rt.reconcile()
+        for c in rt.list(all=True):
+            if c.running:
+                running.append(c.name)
+            try:
+                rt.remove(c, force=True)
+            except Exception as e:  # noqa: BLE001 - report below, keep cleaning
+                running.append(f"{c.name} (rm -f failed: {e})")
+    except Exception as e:  # noqa: BLE001
+        running.append(f"(cleanup failed: {e})")
+    return running
+
+
+@pytest.fixture(autouse=True)
+def _kernel_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("kernel") is None:
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("kernel test: needs root to create namespaces, mounts and cgroups (sudo make test)")
+    root: Path = request.getfixturevalue("state_root")
+    before = _snapshot()
+    yield
+    left_running = _remove_leftovers(root)
+    leaked = wait_for(lambda: not _leaks(before, root), timeout=LEAK_GRACE, interval=0.02)
+    problems = [] if leaked else _leaks(before, root)
+    if left_running:
+        problems.insert(0, f"the test left running containers: {', '.join(left_running)} (removed now)")
+    if problems:
+        pytest.fail("kernel objects leaked:\n  " + "\n  ".join(problems), pytrace=False)
