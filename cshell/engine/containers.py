@@ -12,7 +12,6 @@ import contextlib
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import time
@@ -22,17 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import cgroups, namespaces, terminal, trace
-from cshell.engine import syscalls as sc
-from cshell.engine.init import (
-    ProcessSpec,
-    attach_stdio,
-    close_inherited_fds,
-    exec_command,
-    exec_error,
-    reset_signals,
+from cshell.engine.init import ProcessSpec
+from cshell.engine.joining import spawn_joined
+from cshell.engine.processes import (
+    StatusChannel,
+    alive,
+    close_all_but,
+    open_channel,
+    process_start_time,
+    wait_pid_exit,
 )
 from cshell.engine.rootfs import RootfsPlan, make_init_layer
-from cshell.engine.shim import ShimIO, now, process_start_time, run_shim
+from cshell.engine.shim import ShimIO, now, run_shim
 from cshell.engine.state import StateRoot, new_id, read_json, write_json
 from cshell.errors import (
     Conflict,
@@ -169,33 +169,9 @@ class Launch:
     """What the shell holds of a starting container: the shim's pipes."""
 
     container: Container
-    status_r: int
-    trace_r: int | None
+    channel: StatusChannel
     stdin_w: int | None = None
     pty_master: int | None = None
-    pid: int = 0
-    exit_code: int | None = None
-    error: tuple[int, str] | None = None
-    _buf: bytes = b""
-
-    def feed(self, data: bytes) -> bool:
-        """Parse status lines; True once the awaited event has arrived."""
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        done = False
-        for raw in lines:
-            word, _, rest = raw.decode(errors="replace").partition(" ")
-            if word == "started":
-                self.pid = int(rest)
-                done = True
-            elif word == "error":
-                code, _, message = rest.partition("\t")
-                self.error = (int(code), message)
-                done = True
-            elif word == "exit":
-                self.exit_code = int(rest)
-                done = True
-        return done
 
 
 def require_root() -> None:
@@ -309,10 +285,9 @@ class Runtime:
 
     def launch(self, c: Container, attached: bool) -> Launch:
         """Fork the shim (twice, so no shell is its parent) and wait until PID 1 runs."""
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        trace_r, trace_w = os.pipe2(os.O_CLOEXEC) if trace.explaining else (None, None)
+        channel, status_w, trace_w = open_channel()
         io = ShimIO(status_w=status_w, trace_w=trace_w, attached=attached)
-        launch = Launch(c, status_r, trace_r)
+        launch = Launch(c, channel)
         tty, interactive = c.config["tty"], c.config["interactive"] and attached
         if tty:
             io.pty_master, io.pty_slave, io.pty_path = terminal.open_pty()
@@ -327,16 +302,16 @@ class Runtime:
         if middle == 0:
             if os.fork() == 0:
                 keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave}
-                _close_all_but({fd for fd in keep if fd is not None})
+                close_all_but({fd for fd in keep if fd is not None})
                 run_shim(c, spec, plan, io)
             os._exit(0)
         os.waitpid(middle, 0)
         for fd in (status_w, trace_w, io.stdin_r, io.pty_slave):
             if fd is not None:
                 os.close(fd)
-        self._await(launch)
-        if launch.error:
-            code, message = launch.error
+        channel.await_start()
+        if channel.error:
+            code, message = channel.error
             self._discard(c)
             hint = ("check the command's name and that it exists in the image (run IMAGE ls /bin)"
                     if code in (126, 127) else "the kernel refused a setup step; `explain on` shows which")
@@ -347,28 +322,6 @@ class Runtime:
         c.state = read_json(c.dir / "state.json")
         return launch
 
-    def _await(self, launch: Launch) -> None:
-        """Read status lines (and explain events) until the container started or failed."""
-        trace_buf = b""
-        open_fds = [launch.status_r] + ([launch.trace_r] if launch.trace_r is not None else [])
-        done = False
-        while open_fds and not (done and launch.trace_r not in open_fds):
-            ready, _, _ = select.select(open_fds, [], [])
-            for fd in ready:
-                data = os.read(fd, 65536)
-                if fd == launch.trace_r:
-                    trace_buf = trace.replay(trace_buf + data)
-                elif data:
-                    done = launch.feed(data) or done
-                if not data:
-                    open_fds.remove(fd)
-                    if fd == launch.status_r and not done:
-                        launch.error = (125, "the shim exited before the container started")
-                        done = True
-        if launch.trace_r is not None:
-            os.close(launch.trace_r)
-            launch.trace_r = None
-
     def _discard(self, c: Container) -> None:
         cgroups.remove(c.id)
         c.delete_files()
@@ -377,8 +330,7 @@ class Runtime:
         require_root()
         if c.running:
             return c  # docker start on a running container does nothing
-        launch = self.launch(c, attached=False)
-        os.close(launch.status_r)
+        self.launch(c, attached=False).channel.close()
         return c
 
     def run(self, opts: RunOptions) -> tuple[Container, int | None]:
@@ -390,7 +342,7 @@ class Runtime:
             self._discard(c)
             raise
         if opts.detach:
-            os.close(launch.status_r)
+            launch.channel.close()
             return c, None
         return c, self.wait_attached(launch)
 
@@ -404,13 +356,15 @@ class Runtime:
 
         with terminal.raw_terminal(launch.pty_master is not None), \
                 terminal.follow_window_size(launch.pty_master), \
-                terminal.forward_interrupts(launch.pid, told):
-            terminal.pump({}, stdin_to, launch.status_r, launch.feed)
-        for fd in (launch.status_r, launch.stdin_w, launch.pty_master):
+                terminal.forward_interrupts(launch.channel.pid, told):
+            terminal.pump({}, stdin_to, launch.channel.status_r, launch.channel.feed)
+        launch.channel.close()
+        for fd in (launch.stdin_w, launch.pty_master):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        return launch.exit_code if launch.exit_code is not None else 255
+        code = launch.channel.exit_code
+        return code if code is not None else 255
 
     # -- stop and remove -------------------------------------------------------------
 
@@ -441,7 +395,7 @@ class Runtime:
                 return  # --rm: the shim removed it
             if c.state.get("status") != "running":
                 return
-            if not _alive(c.state.get("shim_pid", 0)):
+            if not alive(c.state.get("shim_pid", 0)):
                 break
             time.sleep(0.005)
         self._record_exit_if_lost(c)
@@ -484,7 +438,7 @@ class Runtime:
             with contextlib.suppress(FileNotFoundError, ValueError):
                 c = Container(d)
                 if c.state.get("status") == "running" and not c.alive() \
-                        and not _alive(c.state.get("shim_pid", 0)):
+                        and not alive(c.state.get("shim_pid", 0)):
                     self._record_exit_if_lost(c)
                     fixed.append(c.id)
         return fixed
@@ -520,136 +474,13 @@ class Runtime:
         env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
         spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty)
         kinds = [k for k in namespaces.JOINABLE if k != "user"]
-        return self._spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
+        return spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
 
     def join(self, pid: int, kinds: list[str], argv: list[str]) -> int:
         """The article's set_ns.c: a host program in some of a process's namespaces."""
         require_root()
         spec = ProcessSpec(argv=argv, env=[f"{k}={v}" for k, v in os.environ.items()], cwd="")
-        return self._spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
-
-    def _spawn_joined(self, pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str | None,
-                      interactive: bool, inherit_stdio: bool = False) -> int:
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        trace_r, trace_w = os.pipe2(os.O_CLOEXEC) if trace.explaining else (None, None)
-        outputs: dict[int, int] = {}
-        stdin_to = None
-        child_fds: list[int] = []
-        if inherit_stdio:
-            stdio = (0, 1, 2)
-        elif spec.tty:
-            master, slave, _ = terminal.open_pty()
-            stdio, outputs, stdin_to, child_fds = (slave, slave, slave), {master: 1}, master, [slave]
-        else:
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            if interactive:
-                in_r, stdin_to = os.pipe2(os.O_CLOEXEC)
-            else:
-                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            stdio, outputs, child_fds = (in_r, out_w, err_w), {out_r: 1, err_r: 2}, [in_r, out_w, err_w]
-        child = os.fork()
-        if child == 0:
-            trace.forward_to(trace_w)
-            _joined_child(pid, kinds, spec, cgroup_of, stdio, status_w)
-        for fd in (status_w, trace_w, *child_fds):
-            if fd is not None:
-                os.close(fd)
-        launch = Launch(None, status_r, trace_r)  # type: ignore[arg-type]
-        self._await(launch)
-        if launch.error:
-            os.waitpid(child, 0)
-            for fd in [*outputs, stdin_to]:
-                if fd is not None:
-                    os.close(fd)
-            code, message = launch.error
-            raise ContainerCommandError(message, "check the command's name and that it exists there",
-                                        exit_code=code)
-        with terminal.raw_terminal(spec.tty), terminal.follow_window_size(stdin_to if spec.tty else None), \
-                terminal.forward_interrupts(launch.pid):
-            terminal.pump(outputs, stdin_to, status_r, launch.feed)
-        os.close(status_r)
-        if stdin_to is not None and not spec.tty:
-            with contextlib.suppress(OSError):
-                os.close(stdin_to)
-        os.waitpid(child, 0)
-        return launch.exit_code if launch.exit_code is not None else 255
-
-
-def _joined_child(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str | None,
-                  stdio: tuple[int, int, int], status_w: int) -> None:
-    """Runs in the forked child: join, fork (for the pid namespace), exec; reports on status_w."""
-    def report(line: str) -> None:
-        with contextlib.suppress(OSError):
-            os.write(status_w, (line + "\n").encode())
-
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # Not dumpable: the container cannot ptrace us or open /proc/<us>/exe (CVE-2019-5736).
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        if cgroup_of:
-            cgroups.add_process(cgroup_of, os.getpid())
-        namespaces.enter(namespaces.open_for_join(pid, kinds))
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        grandchild = os.fork()
-        if grandchild == 0:
-            try:
-                reset_signals()
-                trace.step(f"fork() → execve({spec.argv[0]!r}, {spec.argv!r})")
-                trace.forward_to(None)
-                attach_stdio(*stdio, tty=spec.tty)
-                close_inherited_fds(keep=err_w)
-                if spec.cwd:
-                    os.chdir(spec.cwd)
-                exec_command(spec)
-            except OSError as e:
-                code, message = exec_error(spec.argv[0], e)
-                with contextlib.suppress(OSError):
-                    os.write(err_w, f"{code}\t{message}".encode())
-                os._exit(code)
-        os.close(err_w)
-        with os.fdopen(err_r, "rb") as f:
-            failure = f.read().decode(errors="replace")
-        if failure:
-            os.waitpid(grandchild, 0)
-            report(f"error {failure}")
-            os._exit(0)
-        report(f"started {grandchild}")
-        trace.forward_to(None)
-        _, status = os.waitpid(grandchild, 0)
-        code = os.waitstatus_to_exitcode(status)
-        report(f"exit {128 - code if code < 0 else code}")
-    except BaseException as e:  # noqa: BLE001 - report, never raise in a forked child
-        report(f"error 126\t{e}")
-    os._exit(0)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    top = os.sysconf("SC_OPEN_MAX")
-    start = 0
-    for fd in sorted(keep):
-        if fd > start:  # os.closerange(0, 0) would close everything (close_range(0, ~0))
-            os.closerange(start, fd)
-        start = fd + 1
-    os.closerange(start, top)
-
-
-def _alive(pid: int) -> bool:
-    # Not os.kill(pid, 0): it succeeds on a zombie, e.g. a killed shim not yet reaped.
-    return bool(pid) and process_start_time(pid) != 0
-
-
-def wait_pid_exit(pid: int, timeout: float) -> bool:
-    """Wait for a process that is not our child to end (pidfd_open, Linux 5.3+)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
-    finally:
-        os.close(fd)
+        return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
 
 
 def expand_env(items: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from cshell.engine import cgroups, init, trace
 from cshell.engine import syscalls as sc
+from cshell.engine.processes import exit_code_of, process_start_time, report
 from cshell.engine.rootfs import RootfsPlan
 
 
@@ -65,11 +66,6 @@ def parse_time(stamp: str) -> float:
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
 
 
-def _report(io: ShimIO, line: str) -> None:
-    with contextlib.suppress(OSError):
-        os.write(io.status_w, (line + "\n").encode())
-
-
 def _detach_from_shell(io: ShimIO) -> None:
     os.setsid()
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTOU, signal.SIGTTIN):
@@ -90,7 +86,7 @@ def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) ->
     try:
         code = _monitor(container, spec, plan, io)
     except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
-        _report(io, f"error 125\tshim failed: {e}")
+        report(io.status_w, f"error 125\tshim failed: {e}")
     os._exit(code)
 
 
@@ -135,26 +131,24 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) ->
         os.waitpid(pid, 0)
         cgroups.remove(container.id)
         code, _, message = failure.partition("\t")
-        _report(io, f"error {code}\t{message}")
+        report(io.status_w, f"error {code}\t{message}")
         return 0
 
     state.update(status="running", pid=pid, pid_start=process_start_time(pid),
                  shim_pid=os.getpid(), started_at=now(), exit_code=0, error="")
-    _report(io, f"started {pid}")
+    report(io.status_w, f"started {pid}")
     trace.forward_to(None)
     if io.trace_w is not None:
         os.close(io.trace_w)
 
     _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
-    exit_code = os.waitstatus_to_exitcode(status)
-    if exit_code < 0:
-        exit_code = 128 - exit_code  # killed by a signal: 128+N, as a shell reports it
+    exit_code = exit_code_of(status)
     cgroups.remove(container.id)
     state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0)
     if container.config.get("auto_remove"):
         container.delete_files()
-    _report(io, f"exit {exit_code}")
+    report(io.status_w, f"exit {exit_code}")
     return 0
 
 
@@ -178,16 +172,3 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> None:
                         os.write(outputs[fd], data)
                     except OSError:
                         attached = False  # the terminal went away; keep logging
-
-
-def process_start_time(pid: int) -> int:
-    """Field 22 of /proc/PID/stat: tells a live process from a reused PID (0: gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return 0
-    fields = raw.rsplit(b")", 1)[1].split()
-    if fields[0] in (b"Z", b"X"):
-        return 0  # a zombie has ended; an orphan's reaper (PID 1) may take a while to notice
-    return int(fields[19])
