@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,38 @@ def test_killed_shim_is_cleaned_up(cshell: Cshell, state_root: Path) -> None:
     assert inspect(cshell, "k")["State"]["Pid"] == 0
     ok(cshell("rm", "k"))
     assert list((state_root / "containers").iterdir()) == []
+
+
+def test_start_up_cleans_what_a_crash_left(cshell: Cshell, state_root: Path) -> None:
+    """A shell killed mid-create or mid-unpack leaves directories; the next start removes them."""
+    ok(cshell("images"))  # makes the state root
+    half_made = state_root / "containers" / ("ab" * 32)
+    half_made.mkdir()
+    (half_made / "config.json").write_text("{}")  # no state.json: creation never finished
+    unpacking = state_root / "layers" / ("cd" * 32 + ".unpacking")
+    (unpacking / "diff").mkdir(parents=True)
+    fresh = state_root / "containers" / ("ef" * 32)  # young: another shell may be making it
+    fresh.mkdir()
+    for path in (half_made, unpacking):
+        os.utime(path, (time.time() - 120, time.time() - 120))
+
+    ok(cshell("ps", "-a"))
+    assert not half_made.exists() and not unpacking.exists()
+    assert fresh.exists()
+    fresh.rmdir()
+
+
+def test_empty_cgroups_of_ours_are_orphans(cshell: Cshell) -> None:
+    from cshell.engine import cgroups
+
+    run_detached(cshell, "--name", "live", "busybox", "sleep", "100")
+    orphan = cgroups.container_dirs("0" * 64)
+    for d in orphan:
+        d.mkdir(parents=True)
+    removed = cgroups.remove_orphans(min_age=0)
+    assert all(not d.exists() for d in orphan), removed
+    assert "Up" in ps_line(cshell, "live")  # a running container's groups are never touched
+    ok(cshell("rm", "-f", "live"))
 
 
 def test_runtime_library_run(runtime, capfd: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001

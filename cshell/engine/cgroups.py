@@ -90,6 +90,25 @@ def remove(cid: str, wait: float = 1.0) -> list[Path]:
     return left
 
 
+def remove_orphans(min_age: float = 10) -> list[str]:
+    """Empty container groups left by a crash (a stopped container has none).
+
+    rmdir refuses a group that still has processes, so a running container is
+    never touched; the age check spares one whose shim is filling it right now.
+    """
+    parents = [CGROUP_ROOT / GROUP] if is_v2() else [CGROUP_ROOT / c / GROUP for c in V1_CONTROLLERS]
+    removed = []
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for d in parent.iterdir():
+            with contextlib.suppress(OSError):
+                if d.is_dir() and time.time() - d.stat().st_mtime > min_age:
+                    os.rmdir(d)
+                    removed.append(str(d))
+    return removed
+
+
 def processes(cid: str) -> list[int]:
     pids: set[int] = set()
     for d in container_dirs(cid):

@@ -15,7 +15,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -424,16 +424,18 @@ class Runtime:
         c.delete_files()
 
     def reconcile(self) -> list[str]:
-        """On start-up: make state.json tell the truth and drop half-made containers."""
-        fixed = []
+        """On start-up: make state.json tell the truth and drop what a crash left half-made.
+
+        Half-made means: a container directory without state.json, a layer still
+        being unpacked, an empty cgroup of ours. Each is left alone while young,
+        since another shell may be making it right now.
+        """
+        fixed = [*_remove_stale(self.root.layers.glob("*.unpacking")), *cgroups.remove_orphans()]
         if not self.root.containers.is_dir():
             return fixed
         for d in self.root.containers.iterdir():
             if not (d / "state.json").exists():
-                with contextlib.suppress(OSError):
-                    if time.time() - d.stat().st_mtime > 30:  # not one being created right now
-                        shutil.rmtree(d, ignore_errors=True)
-                        fixed.append(d.name)
+                fixed += _remove_stale([d])
                 continue
             with contextlib.suppress(FileNotFoundError, ValueError):
                 c = Container(d)
@@ -481,6 +483,16 @@ class Runtime:
         require_root()
         spec = ProcessSpec(argv=argv, env=[f"{k}={v}" for k, v in os.environ.items()], cwd="")
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
+
+
+def _remove_stale(paths: Iterable[Path], min_age: float = 30) -> list[str]:
+    removed = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > min_age:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
+    return removed
 
 
 def expand_env(items: list[str]) -> list[str]:
