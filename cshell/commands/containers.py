@@ -87,10 +87,10 @@ def ps(ctx: Context, args: SimpleNamespace) -> int:
 
 
 @command(
-    "inspect", "show a container's details as JSON (docker's shape)",
+    "inspect", "show a container's or an image's details as JSON (docker's shape)",
     options=(Opt(("-f", "--format"), "a Go-style template, e.g. '{{.State.Pid}}' or '{{json .Config}}'",
                  "TEMPLATE"),),
-    positionals=(Pos("containers", "containers (name or id)", many=True, complete=CONTAINER),),
+    positionals=(Pos("containers", "containers or images (name or id)", many=True, complete=CONTAINER),),
     example="inspect --format '{{.State.Pid}}' web",
     docker="docker inspect",
     details="""
@@ -100,13 +100,29 @@ or `ns ls PID` with it. .GraphDriver.Data shows the overlay directories.""",
 def inspect(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.views.template import render
 
-    data = [ctx.runtime.get(ref).inspect() for ref in args.containers]
+    data = [_inspect_one(ctx, ref) for ref in args.containers]
     if args.format:
         for item in data:
             ctx.out.text(render(args.format, item))
     else:
         ctx.out.text(json.dumps(data, indent=4))
     return 0
+
+
+def _inspect_one(ctx: Context, ref: str) -> dict:
+    """A container by that name or id, else an image (docker inspect looks at both)."""
+    from cshell.errors import NotFound
+
+    try:
+        return ctx.runtime.get(ref).inspect()
+    except NotFound:
+        from cshell.engine.images import inspect as inspect_image
+
+        image = ctx.runtime.store.find(ref) if ctx.root.images.is_dir() else None
+        if image is None:
+            raise NotFound(f"no such container or image: {ref}",
+                           "`ps -a` lists the containers, `images` the images") from None
+        return inspect_image(image)
 
 
 @command(

@@ -238,6 +238,7 @@ class Runtime:
             raise UsageError(f"invalid container name {opts.name!r}",
                              "names use letters, digits and _ . - and start with a letter or digit")
         image = self.store.get(opts.image)
+        self.store.ensure_unpacked(image)
         img_cfg = image.config.get("config", {})
         entrypoint = img_cfg.get("Entrypoint") or []
         cmd = opts.cmd or img_cfg.get("Cmd") or []

@@ -5,20 +5,32 @@
 blobs verified by digest when they enter. Each layer is unpacked once into
 ``layers/<chain id>/diff`` and shared by every image that has it; that
 directory is what overlayfs gets as a lowerdir.
+
+``index.json`` lists every image manifest. A tagged one carries its name in
+the ``io.containerd.image.name`` annotation (as containerd writes it); an
+untagged one (a build step kept for the cache, a re-tagged image's old
+version) has none. ``gc`` removes blobs and layers nothing refers to.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cshell.engine import trace
 from cshell.engine.state import StateRoot, atomic_write, read_json, write_json
-from cshell.errors import NotFound, RuntimeFailure, UsageError
+from cshell.errors import Conflict, NotFound, RuntimeFailure, UsageError
+
+try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
+    from _sha256 import sha256 as _sha256
+except ImportError:  # newer Pythons
+    from hashlib import sha256 as _sha256
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -26,11 +38,13 @@ MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
 NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
 
-
-try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
-    from _sha256 import sha256 as _sha256
-except ImportError:  # newer Pythons
-    from hashlib import sha256 as _sha256
+# Docker's reference grammar (distribution/reference), without the docker.io defaults.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?)"
+REF_RE = re.compile(
+    rf"^(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
 
 
 def sha256(data: bytes) -> str:
@@ -46,13 +60,18 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 def normalize_ref(ref: str) -> str:
-    """NAME[:TAG] with Docker's default tag; ``busybox`` -> ``busybox:latest``."""
-    if not ref or ref != ref.strip() or any(c.isspace() for c in ref):
-        raise UsageError(f"invalid image name {ref!r}", "names look like busybox or busybox:latest")
-    if "@" in ref:
+    """NAME[:TAG][@DIGEST] with Docker's default tag: ``busybox`` -> ``busybox:latest``."""
+    match = REF_RE.match(ref or "")
+    if not match or len(ref) > 255:
+        raise UsageError(f"invalid image name {ref!r}",
+                         "names are lowercase, like busybox, geektime/helloworld:v1 or localhost:5000/app:2")
+    if match["digest"] and not match["tag"]:
         return ref
-    last = ref.rsplit("/", 1)[-1]
-    return ref if ":" in last else f"{ref}:latest"
+    return ref if match["tag"] else f"{ref}:latest"
+
+
+def is_digest_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 @dataclass
@@ -65,20 +84,66 @@ class Layer:
 
 @dataclass
 class Image:
-    ref: str
     id: str  # the config digest, as `docker images` shows it
     manifest_digest: str
     config: dict[str, Any]
     layers: list[Layer] = field(default_factory=list)
-    created: str = ""
+    refs: list[str] = field(default_factory=list)  # the names that point at it (may be none)
+
+    @property
+    def ref(self) -> str:
+        """The name it was found by, or its short id when it has none."""
+        return self.refs[0] if self.refs else self.short_id
 
     @property
     def short_id(self) -> str:
         return self.id.split(":", 1)[1][:12]
 
     @property
+    def created(self) -> str:
+        return self.config.get("created", "")
+
+    @property
     def size(self) -> int:
         return sum(layer.size for layer in self.layers)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.config.get("history", [])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The runtime defaults (Env, Cmd, Entrypoint, WorkingDir, User, ...)."""
+        return self.config.get("config", {})
+
+
+class BlobWriter:
+    """Write a blob while hashing it; ``commit`` moves it into place by its digest."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        fd, self.tmp = tempfile.mkstemp(dir=store.blobs, prefix=".ingest-")
+        self.file = os.fdopen(fd, "wb")
+        self.hash = _sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def commit(self) -> tuple[str, int]:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        digest = "sha256:" + self.hash.hexdigest()
+        os.rename(self.tmp, self.store.blob_path(digest))
+        return digest, self.size
+
+    def discard(self) -> None:
+        self.file.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
 
 
 class Store:
@@ -91,7 +156,7 @@ class Store:
 
     def blob_path(self, digest: str) -> Path:
         algo, _, hexpart = digest.partition(":")
-        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+        if algo != "sha256" or not is_digest_hex(hexpart):  # never let a digest build a path
             raise RuntimeFailure(f"invalid digest {digest!r}", "digests look like sha256:<64 hex>")
         return self.blobs / hexpart
 
@@ -106,10 +171,43 @@ class Store:
             atomic_write(path, data)
         return digest
 
-    def read_blob(self, digest: str) -> bytes:
-        return self.blob_path(digest).read_bytes()
+    def put_blob_file(self, src: Path, expected: str | None = None) -> tuple[str, int]:
+        """Ingest a (large) file: hash while copying to a temp blob, then rename into place."""
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        h = _sha256()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".ingest-")
+        try:
+            with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = "sha256:" + h.hexdigest()
+            if expected and expected != digest:
+                raise RuntimeFailure(f"blob digest mismatch: want {expected}, got {digest}",
+                                     "the content was damaged; nothing was stored")
+            os.rename(tmp, self.blob_path(digest))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return digest, size
 
-    # -- the index (which names point at which manifest) ------------------------
+    def new_blob(self) -> BlobWriter:
+        """A file-like blob being written (e.g. a layer tar streamed from a walk)."""
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        return BlobWriter(self)
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise RuntimeFailure(f"blob {digest[:19]} is missing from the store",
+                                 "the store is damaged; remove the image (rmi -f) and build or pull it again") from None
+
+    # -- the index: which names point at which manifest ---------------------------
 
     def _index(self) -> dict[str, Any]:
         if not self.index_path.exists():
@@ -117,59 +215,106 @@ class Store:
         return read_json(self.index_path)
 
     def _write_index(self, index: dict[str, Any]) -> None:
+        self.root.images.mkdir(parents=True, exist_ok=True)
         layout = self.root.images / "oci-layout"
         if not layout.exists():
             atomic_write(layout, b'{"imageLayoutVersion": "1.0.0"}')
         write_json(self.index_path, index)
 
-    def tag(self, ref: str, manifest_digest: str, size: int) -> None:
+    @staticmethod
+    def _name(entry: dict[str, Any]) -> str | None:
+        return entry.get("annotations", {}).get(NAME_ANNOTATION)
+
+    def tag(self, ref: str, image: Image) -> None:
+        """Point ``ref`` at the image (moving it from any other image)."""
         ref = normalize_ref(ref)
         index = self._index()
-        index["manifests"] = [m for m in index["manifests"]
-                              if m.get("annotations", {}).get(NAME_ANNOTATION) != ref]
-        index["manifests"].append({
-            "mediaType": MT_MANIFEST, "digest": manifest_digest, "size": size,
-            "annotations": {NAME_ANNOTATION: ref, TAG_ANNOTATION: ref.rsplit(":", 1)[-1]},
-        })
+        manifests = [m for m in index["manifests"] if self._name(m) != ref]
+        size = self.blob_path(image.manifest_digest).stat().st_size
+        manifests.append({"mediaType": MT_MANIFEST, "digest": image.manifest_digest, "size": size,
+                          "annotations": {NAME_ANNOTATION: ref, TAG_ANNOTATION: ref.rsplit(":", 1)[-1]}})
+        index["manifests"] = self._keep_untagged_once(manifests)
         self._write_index(index)
+        trace.step(f"index.json: {ref} -> {image.manifest_digest[:19]}")
 
-    # -- images -------------------------------------------------------------------
+    def untag(self, ref: str) -> Image:
+        image = self.get_local(ref)
+        name = normalize_ref(ref)
+        index = self._index()
+        index["manifests"] = [m for m in index["manifests"] if self._name(m) != name]
+        self._write_index(index)
+        return image
+
+    def _keep_untagged_once(self, manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An untagged entry is only needed for a manifest no name points at."""
+        named = {m["digest"] for m in manifests if self._name(m)}
+        seen: set[str] = set()
+        out = []
+        for m in manifests:
+            if not self._name(m):
+                if m["digest"] in named or m["digest"] in seen:
+                    continue
+                seen.add(m["digest"])
+            out.append(m)
+        return out
+
+    # -- finding images -------------------------------------------------------------------
 
     def refs(self) -> list[str]:
-        return [m["annotations"][NAME_ANNOTATION] for m in self._index()["manifests"]
-                if NAME_ANNOTATION in m.get("annotations", {})]
+        return [n for m in self._index()["manifests"] if (n := self._name(m))]
+
+    def list(self, all: bool = False) -> list[Image]:  # noqa: A002 - docker's flag name
+        """Images by manifest; untagged ones only with ``all``."""
+        by_digest: dict[str, list[str]] = {}
+        for m in self._index()["manifests"]:
+            names = by_digest.setdefault(m["digest"], [])
+            if (name := self._name(m)) is not None:
+                names.append(name)
+        images = [self._load(digest, names) for digest, names in by_digest.items() if names or all]
+        return sorted(images, key=lambda i: i.created, reverse=True)
 
     def find(self, ref: str) -> Image | None:
-        ref = normalize_ref(ref)
+        """By NAME[:TAG], NAME@DIGEST, image id (or a unique prefix of it)."""
+        if "@" in ref:
+            digest = ref.rsplit("@", 1)[1]
+            return next((i for i in self.list(all=True) if i.manifest_digest == digest), None)
+        bare = ref.removeprefix("sha256:")
+        if is_digest_hex(bare) or (len(bare) >= 4 and ":" not in ref and all(c in "0123456789abcdef" for c in bare)):
+            by_id = [i for i in self.list(all=True) if i.id.removeprefix("sha256:").startswith(bare)]
+            if len(by_id) == 1:
+                return by_id[0]
+            if len(by_id) > 1 and len({i.id for i in by_id}) > 1:
+                raise Conflict(f"{ref!r} matches {len(by_id)} images", "give more characters of the id")
+        name = normalize_ref(ref)
         for m in self._index()["manifests"]:
-            if m.get("annotations", {}).get(NAME_ANNOTATION) == ref:
-                return self._load(ref, m["digest"])
-        return self._find_by_id(ref.removesuffix(":latest"))
-
-    def _find_by_id(self, prefix: str) -> Image | None:
-        prefix = prefix.removeprefix("sha256:")
-        if len(prefix) < 4 or not all(c in "0123456789abcdef" for c in prefix):
-            return None
-        for image in self.list():
-            if image.id.removeprefix("sha256:").startswith(prefix):
+            if self._name(m) == name:
+                image = self._load(m["digest"], self._names_of(m["digest"]))
+                image.refs.sort(key=lambda r: r != name)  # the name asked for comes first
                 return image
         return None
 
+    def _names_of(self, manifest_digest: str) -> list[str]:
+        return [n for m in self._index()["manifests"] if m["digest"] == manifest_digest and (n := self._name(m))]
+
+    def get_local(self, ref: str) -> Image:
+        image = self.find(ref)
+        if image is None:
+            raise NotFound(f"no such image: {ref}", "`images` lists what is here")
+        return image
+
     def get(self, ref: str) -> Image:
+        """Like get_local, but builds a missing base image that has a local recipe."""
         image = self.find(ref)
         if image is None:
             from cshell.engine import bootstrap  # only when an image is missing
 
             if bootstrap.can_bootstrap(ref):
                 return bootstrap.bootstrap(self, ref)
-            raise NotFound(f"no such image: {ref}", "`images` lists what is here; busybox is built on first use")
+            raise NotFound(f"no such image: {ref}",
+                           "`images` lists what is here; `image bootstrap busybox` (or debian:bookworm) builds a base")
         return image
 
-    def list(self) -> list[Image]:
-        return [self._load(m["annotations"][NAME_ANNOTATION], m["digest"])
-                for m in self._index()["manifests"] if NAME_ANNOTATION in m.get("annotations", {})]
-
-    def _load(self, ref: str, manifest_digest: str) -> Image:
+    def _load(self, manifest_digest: str, refs: list[str]) -> Image:
         manifest = json.loads(self.read_blob(manifest_digest))
         config_digest = manifest["config"]["digest"]
         config = json.loads(self.read_blob(config_digest))
@@ -178,33 +323,76 @@ class Store:
             Layer(diff_id, chain, self.layer_dir(chain), desc.get("size", 0))
             for diff_id, chain, desc in zip(diff_ids, chain_ids(diff_ids), manifest["layers"], strict=True)
         ]
-        return Image(ref, config_digest, manifest_digest, config, layers, config.get("created", ""))
+        return Image(config_digest, manifest_digest, config, layers, list(refs))
+
+    # -- adding images ------------------------------------------------------------------
 
     def layer_dir(self, chain_id: str) -> Path:
         return self.root.layers / chain_id.split(":", 1)[1] / "diff"
 
-    def add_image(self, ref: str, config: dict[str, Any], layer_tars: list[bytes]) -> Image:
-        """Store layer blobs, unpack them, write config and manifest, tag ``ref``."""
-        layer_descs = []
-        diff_ids = []
-        for data in layer_tars:
-            digest = self.put_blob(data)
-            diff_ids.append(digest)  # uncompressed layers: blob digest == diff id
-            layer_descs.append({"mediaType": MT_LAYER, "digest": digest, "size": len(data)})
-        config = {**config, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
-        for diff_id, chain in zip(diff_ids, chain_ids(diff_ids), strict=True):
+    def add_layer(self, tar: bytes | Path, parent: Layer | None, unpack: bool = True) -> Layer:
+        """Store one uncompressed layer tar on top of ``parent``'s chain (and unpack it)."""
+        if isinstance(tar, Path):
+            diff_id, size = self.put_blob_file(tar)
+        else:
+            diff_id, size = self.put_blob(tar), len(tar)
+        return self.layer_from_blob(diff_id, size, parent, unpack)
+
+    def layer_from_blob(self, diff_id: str, size: int, parent: Layer | None, unpack: bool = True) -> Layer:
+        chain = chain_ids([parent.chain_id, diff_id])[1] if parent else diff_id
+        if unpack:
             self._unpack(diff_id, chain)
+        return Layer(diff_id, chain, self.layer_dir(chain), size)
+
+    def ensure_unpacked(self, image: Image) -> None:
+        """Layers are unpacked when first needed: commit stores only the tar (fast)."""
+        for layer in image.layers:
+            if not layer.path.exists():
+                self._unpack(layer.diff_id, layer.chain_id)
+
+    def adopt_layer_dir(self, layer: Layer, upper: Path) -> bool:
+        """Use a stopped container's upper dir as the unpacked layer (the same bytes
+        the layer tar was written from): a build step then needs no unpacking."""
+        if layer.path.exists():
+            return False
+        layer.path.parent.mkdir(parents=True)
+        write_json(layer.path.parent / "layer.json", {"diff_id": layer.diff_id, "chain_id": layer.chain_id})
+        os.rename(upper, layer.path)
+        return True
+
+    def write_image(self, config: dict[str, Any], layers: list[Layer], ref: str | None = None) -> Image:
+        """Write config and manifest for layers already in the store; tag it if ``ref``."""
+        config = {**config, "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}}
         config_bytes = json.dumps(config, sort_keys=True).encode()
         config_digest = self.put_blob(config_bytes)
         manifest = {
             "schemaVersion": 2, "mediaType": MT_MANIFEST,
             "config": {"mediaType": MT_CONFIG, "digest": config_digest, "size": len(config_bytes)},
-            "layers": layer_descs,
+            "layers": [{"mediaType": MT_LAYER, "digest": layer.diff_id, "size": layer.size} for layer in layers],
         }
         manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
         manifest_digest = self.put_blob(manifest_bytes)
-        self.tag(ref, manifest_digest, len(manifest_bytes))
-        return self._load(normalize_ref(ref), manifest_digest)
+        image = self._load(manifest_digest, [])
+        if ref:
+            self.tag(ref, image)
+            image.refs = [normalize_ref(ref)]
+        else:
+            self._add_untagged(manifest_digest, len(manifest_bytes))
+        return image
+
+    def _add_untagged(self, manifest_digest: str, size: int) -> None:
+        index = self._index()
+        if any(m["digest"] == manifest_digest for m in index["manifests"]):
+            return
+        index["manifests"].append({"mediaType": MT_MANIFEST, "digest": manifest_digest, "size": size})
+        self._write_index(index)
+
+    def add_image(self, ref: str | None, config: dict[str, Any], layer_tars: list[bytes | Path]) -> Image:
+        """Store layer tars bottom to top, then the config and manifest; tag ``ref``."""
+        layers: list[Layer] = []
+        for tar in layer_tars:
+            layers.append(self.add_layer(tar, layers[-1] if layers else None))
+        return self.write_image(config, layers, ref)
 
     def _unpack(self, diff_id: str, chain_id: str) -> None:
         diff = self.layer_dir(chain_id)
@@ -216,6 +404,70 @@ class Store:
         from cshell.engine import archive  # tarfile only when a layer is new
 
         trace.info(f"unpacking layer {diff_id[7:19]}")
-        archive.unpack_layer(self.blob_path(diff_id), staging / "diff")
+        try:
+            archive.unpack_layer(self.blob_path(diff_id), staging / "diff")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
         os.rename(staging, diff.parent)
+
+    # -- removing -------------------------------------------------------------------------
+
+    def remove(self, ref: str, in_use: set[str], force: bool = False) -> tuple[list[str], bool]:
+        """docker rmi: untag; when no name is left, delete the image unless a container uses it.
+
+        ``in_use`` holds the image ids of existing containers. Returns the names
+        untagged and whether the image itself went (the caller then runs gc).
+        """
+        image = self.get_local(ref)
+        asked = normalize_ref(ref) if REF_RE.match(ref) and "@" not in ref else None
+        if asked in image.refs:
+            names = [asked]
+        else:  # by id or digest: every name goes
+            if len(image.refs) > 1 and not force:
+                raise Conflict(f"image {image.short_id} has several names: {', '.join(image.refs)}",
+                               "remove them one by one, or force it: rmi -f ID")
+            names = list(image.refs)
+        last = set(names) >= set(image.refs)
+        used = image.id in in_use
+        if last and used and not force:
+            raise Conflict(f"image {image.ref} is used by a container",
+                           "remove the container first (ps -a shows it), or force it: rmi -f")
+        index = self._index()
+        gone = last and not used
+        index["manifests"] = [
+            m for m in index["manifests"]
+            if self._name(m) not in names and not (gone and m["digest"] == image.manifest_digest)
+        ]
+        if last and used:  # untagged but kept: a container still runs on its layers
+            index["manifests"].append({"mediaType": MT_MANIFEST, "digest": image.manifest_digest,
+                                       "size": self.blob_path(image.manifest_digest).stat().st_size})
+        index["manifests"] = self._keep_untagged_once(index["manifests"])
+        self._write_index(index)
+        return names, gone
+
+    def gc(self, keep_layers: set[str], keep_images: set[str] | None = None) -> tuple[int, int]:
+        """Delete blobs and unpacked layers that no index entry (or container) refers to.
+
+        ``keep_layers`` are layer directories containers run on; ``keep_images``
+        config digests to keep even untagged (a build cache). Returns (blobs, layers) removed.
+        """
+        keep_blobs: set[str] = set()
+        keep_dirs = set(keep_layers)
+        for m in self._index()["manifests"]:
+            image = self._load(m["digest"], [])
+            keep_blobs |= {m["digest"], image.id, *(layer.diff_id for layer in image.layers)}
+            keep_dirs |= {str(layer.path) for layer in image.layers}
+        blobs = layers = 0
+        if self.blobs.is_dir():
+            for path in self.blobs.iterdir():
+                if "sha256:" + path.name not in keep_blobs and not path.name.startswith(".ingest-"):
+                    path.unlink()
+                    blobs += 1
+        if self.root.layers.is_dir():
+            for d in self.root.layers.iterdir():
+                if not d.name.endswith(".unpacking") and str(d / "diff") not in keep_dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+                    layers += 1
+        return blobs, layers

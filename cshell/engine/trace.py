@@ -58,6 +58,15 @@ def info(text: str) -> None:
     _deliver("info", text)
 
 
+def progress(label: str, done: float, total: float | None = None) -> None:
+    """Progress of slow work (bootstraps, builds, big layers): ``done`` of ``total`` units.
+
+    The UI draws a bar; ``total`` None means unknown (a spinner-like count).
+    Call it as often as convenient: the UI decides how often to redraw.
+    """
+    _deliver("progress", f"{label}\t{done}\t{'' if total is None else total}")
+
+
 def replay(data: bytes) -> bytes:
     """Deliver complete event lines read from a helper's pipe; return the rest."""
     *lines, rest = data.split(b"\n")

@@ -100,7 +100,48 @@ class Output:
 
     def event(self, kind: str, text: str) -> None:
         """A trace event: explain steps indented under the command, info as notes."""
+        if kind == "progress":
+            self._progress(*text.split("\t"))
+            return
+        self._end_progress()
         if kind == "step":
             self._emit(self.err, self._paint(CYAN, "  ⤷ " + shorten_ids(text)) + "\n")
         else:
             self._emit(self.err, self._paint(DIM, "  … " + text) + "\n")
+
+    _bar_label: str | None = None
+    _bar_drawn = 0.0
+
+    def _progress(self, label: str, done: str, total: str) -> None:
+        """One bar on one line, redrawn in place on a terminal (at most ~20 times a second)."""
+        import time
+
+        finished = bool(total) and float(done) >= float(total)
+        if not self._err_tty():
+            if finished:
+                self._emit(self.err, f"  … {label}: done\n")
+            return
+        now = time.monotonic()
+        if label == self._bar_label and not finished and now - self._bar_drawn < 0.05:
+            return
+        self._bar_label, self._bar_drawn = label, now
+        if total:
+            frac = min(float(done) / float(total), 1.0)
+            bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
+            line = f"  {label} {bar} {frac * 100:5.1f}%"
+        else:
+            line = f"  {label} … {done}"
+        self._emit(self.err, "\r\x1b[2K" + self._paint(CYAN, line) + ("\n" if finished else ""))
+        if finished:
+            self._bar_label = None
+
+    def _end_progress(self) -> None:
+        if self._bar_label is not None:
+            self._emit(self.err, "\n")
+            self._bar_label = None
+
+    def _err_tty(self) -> bool:
+        try:
+            return self.err.isatty()
+        except (AttributeError, ValueError):
+            return False

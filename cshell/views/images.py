@@ -1,13 +1,20 @@
-"""The image list, as `docker images` shows it."""
+"""The image list and image history, as docker shows them."""
 
 from __future__ import annotations
 
-from rich.table import Table
+import time
 
+from rich.table import Table
+from rich.text import Text
+
+from cshell.engine.images import HistoryRow
+from cshell.engine.shim import parse_time
 from cshell.engine.store import Image
+from cshell.views.containers import human_duration
 
 
 def human_size(n: float) -> str:
+    """docker's sizes: decimal units, three significant digits."""
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000:
             return f"{n:.3g}{unit}"
@@ -15,11 +22,29 @@ def human_size(n: float) -> str:
     return f"{n:.3g}TB"
 
 
+def ago(stamp: str) -> str:
+    when = parse_time(stamp)
+    return f"{human_duration(time.time() - when)} ago" if when else ""
+
+
 def images_table(images: list[Image]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"):
         table.add_column(col, no_wrap=True)
     for image in images:
-        repo, _, tag = image.ref.rpartition(":")
-        table.add_row(repo, tag, image.short_id, image.created[:19].replace("T", " "), human_size(image.size))
+        for ref in image.refs or ["<none>:<none>"]:
+            repo, _, tag = ref.rpartition(":")
+            table.add_row(repo, tag, image.short_id, ago(image.created), human_size(image.size))
+    return table
+
+
+def history_table(rows: list[HistoryRow], no_trunc: bool = False) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("LAYER", "CREATED", "CREATED BY", "SIZE", "COMMENT"):
+        table.add_column(col, no_wrap=col != "CREATED BY")
+    for row in rows:
+        created_by = row.created_by if no_trunc or len(row.created_by) <= 60 else row.created_by[:59] + "…"
+        layer = Text(row.layer[7:19], style="cyan") if row.layer else Text("<empty>", style="dim")
+        size = Text(human_size(row.size)) if row.layer else Text("0B", style="dim")
+        table.add_row(layer, ago(row.created), created_by, size, row.comment)
     return table
