@@ -65,16 +65,17 @@ def walk_upper(upper: Path, exclude: frozenset[str] = frozenset(),
 
 
 def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = frozenset()) -> None:
-    """The upper dir as an OCI layer tar (whiteouts as .wh. files), streamed to ``out``."""
+    """The upper dir as an OCI layer tar (whiteouts as .wh. files), written to ``out``."""
     hardlinks: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    root = str(upper)
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:
         for entry, st in walk_upper(upper, exclude):
             parent, _, name = entry.path.rpartition("/")
             if entry.kind == "whiteout":
                 tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else f"{WHITEOUT_PREFIX}{name}"))
                 continue
-            info = tar.gettarinfo(str(upper / entry.path), arcname=entry.path)
-            _keep_xattrs(info, upper / entry.path)
+            full = f"{root}/{entry.path}"
+            info = _tarinfo(entry.path, full, st)
             key = (st.st_dev, st.st_ino)
             if info.isreg() and st.st_nlink > 1:
                 if key in hardlinks:  # a second name for a file already in this layer
@@ -83,12 +84,33 @@ def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = froze
                     continue
                 hardlinks[key] = entry.path
             if info.isreg():
-                with open(upper / entry.path, "rb") as f:
+                with open(full, "rb") as f:
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
             if entry.kind == "opaque":
                 tar.addfile(_marker(f"{entry.path}/{OPAQUE}"))
+
+
+def _tarinfo(name: str, full: str, st: os.stat_result) -> tarfile.TarInfo:
+    """From the lstat we already have: no second stat, no passwd lookups per file."""
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)  # whole seconds: no PAX header per file for a fraction
+    if stat.S_ISREG(st.st_mode):
+        info.type, info.size = tarfile.REGTYPE, st.st_size
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
+    elif stat.S_ISFIFO(st.st_mode):
+        info.type = tarfile.FIFOTYPE
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    _keep_xattrs(info, full)
+    return info
 
 
 def _marker(name: str) -> tarfile.TarInfo:
@@ -97,7 +119,7 @@ def _marker(name: str) -> tarfile.TarInfo:
     return info
 
 
-def _keep_xattrs(info: tarfile.TarInfo, path: Path) -> None:
+def _keep_xattrs(info: tarfile.TarInfo, path: str) -> None:
     for name in KEPT_XATTRS:
         try:
             value = os.getxattr(path, name, follow_symlinks=False)

@@ -51,6 +51,13 @@ def sha256(data: bytes) -> str:
     return "sha256:" + _sha256(data).hexdigest()
 
 
+def bulk_hasher():  # noqa: ANN201 - a hashlib object
+    """For megabytes: OpenSSL's sha256 (SHA-NI) is ~7x the builtin one; worth its import then."""
+    import hashlib
+
+    return hashlib.sha256()
+
+
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI ChainID: each layer's id folded with everything below it."""
     chains: list[str] = []
@@ -124,13 +131,16 @@ class BlobWriter:
         self.store = store
         fd, self.tmp = tempfile.mkstemp(dir=store.blobs, prefix=".ingest-")
         self.file = os.fdopen(fd, "wb")
-        self.hash = _sha256()
+        self.hash = bulk_hasher()
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
         self.size += len(data)
         return self.file.write(data)
+
+    def tell(self) -> int:
+        return self.size
 
     def commit(self) -> tuple[str, int]:
         self.file.flush()
@@ -174,7 +184,7 @@ class Store:
     def put_blob_file(self, src: Path, expected: str | None = None) -> tuple[str, int]:
         """Ingest a (large) file: hash while copying to a temp blob, then rename into place."""
         self.blobs.mkdir(parents=True, exist_ok=True)
-        h = _sha256()
+        h = bulk_hasher()
         size = 0
         fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".ingest-")
         try:
