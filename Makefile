@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON_HOST := /usr/bin/python3
 VENV        := .venv
 STAMP       := $(VENV)/.stamp
-APT_PKGS    := python3-venv busybox-static iproute2 tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod
+APT_PKGS    := python3-venv busybox-static iproute2 tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod skopeo umoci debian-archive-keyring
 BENCH_PKGS  := runc crun
 BENCH_ARGS  ?=
 

@@ -1,1 +1,91 @@
-"""(being written)"""
+"""build: a Dockerfile to an image, one layer per instruction (docker's classic builder)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from cshell.commands.context import Context
+from cshell.commands.registry import FILE, Opt, Pos, command
+from cshell.errors import UsageError
+
+
+@command(
+    "build", "build an image from a Dockerfile: one step, one image, per instruction",
+    options=(
+        Opt(("-t", "--tag"), "name the image NAME[:TAG] (repeatable)", "NAME[:TAG]", multi=True),
+        Opt(("-f", "--file"), "the Dockerfile (default: DIR/Dockerfile)", "FILE", complete=FILE),
+        Opt(("--build-arg",), "set an ARG of the Dockerfile (K=V, or K to take it from here)", "K=V",
+            multi=True),
+        Opt(("--no-cache",), "run every step again instead of reusing cached step images"),
+        Opt(("--network",), "network of RUN steps: none (default) or host", "MODE", default="none"),
+        Opt(("-q", "--quiet"), "print only the image id"),
+    ),
+    positionals=(Pos("dir", "the build context: the Dockerfile's directory, where ADD and COPY read",
+                     complete=FILE),),
+    example="build -t helloworld -f lessons/app/Dockerfile.busybox lessons/app",
+    group="images",
+    docker="docker build (the classic builder)",
+    details="""
+**One layer per instruction.** Each instruction starts from the image the
+previous one made and makes a new, untagged image (`images -a` shows them;
+`history IMAGE` lists one line per instruction). FROM picks the first
+(`busybox` is made here on first use; `scratch` means no layers at all).
+
+- **RUN** runs its command in a real container on the image so far (no
+  network unless `--network host`). What the command changed is the
+  container's overlay upper dir: that directory becomes the new layer, then
+  the container is removed.
+- **ADD** and **COPY** write files of DIR into the image; they too make a layer.
+  ADD also unpacks a local tar archive (gzip, bzip2, xz). `.dockerignore` in
+  DIR hides files, with docker's patterns (`*.log`, `**/tmp`, `!keep.log`).
+- **ENV, WORKDIR, EXPOSE, CMD, ENTRYPOINT, USER, LABEL, VOLUME, ARG,
+  STOPSIGNAL** change only the image's settings: an **empty layer**, a
+  history entry with `empty_layer: true` and no new files, shown as 0B. That
+  is the article's point: every instruction has its layer, even when the
+  layer is empty.
+
+**The cache.** A step is skipped (" ---> Using cache") when the same
+instruction already ran on the same parent image. The key is (parent image
+id, the instruction text after $ARG/$ENV substitution, the build args a RUN
+sees) and, for ADD and COPY, the sha256 of the copied files' contents, names
+and modes: COPY **hashes the content**, so editing a file invalidates that
+step and every step after it, while `touch` changes nothing. A RUN is never
+re-checked: `RUN apt-get update` stays cached until something before it
+changes (or `--no-cache`). `image prune` deletes the cached step images; the
+next build simply runs those steps again.
+
+Like docker: exec form `CMD ["a", "b"]` must be valid JSON, otherwise it runs
+as `/bin/sh -c '...'`; ADD/COPY cannot reach outside DIR (`../x`, or a
+symlink pointing out of DIR); errors name the Dockerfile line.
+Not yet: multi-stage builds, ONBUILD, HEALTHCHECK, ADD from a URL, RUN as
+another USER (the user is recorded for later, RUN still runs as root),
+`--network bridge` (issue #5).""",
+)
+def build(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine.build import BuildOptions
+    from cshell.engine.build import build as do_build
+    from cshell.views.build import BuildView
+
+    opts = BuildOptions(context=Path(args.dir), dockerfile=Path(args.file) if args.file else None,
+                        tags=list(args.tag), build_args=_build_args(args.build_arg),
+                        no_cache=args.no_cache, network=args.network or "none")
+    view = BuildView(ctx.out, quiet=args.quiet)
+    result = do_build(ctx.runtime, opts, view)
+    view.finished(result)
+    return 0
+
+
+def _build_args(items: list[str]) -> dict[str, str]:
+    """--build-arg K=V, or K alone: the value of K in this shell's environment (as docker)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid --build-arg {item!r}", "e.g. --build-arg VERSION=1.2")
+        if eq:
+            out[key] = value
+        elif key in os.environ:
+            out[key] = os.environ[key]
+    return out

@@ -19,6 +19,7 @@ from cshell.errors import UsageError
 # What a value can be completed from (the REPL's completer knows each source).
 CONTAINER, RUNNING, IMAGE, NSKIND, COMMAND, TARGET, FILE = (
     "container", "running", "image", "nskind", "command", "target", "file")
+CTR_OR_IMAGE = "container_or_image"  # layer stack/whereis take either
 
 
 @dataclass(frozen=True)

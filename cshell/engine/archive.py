@@ -130,7 +130,15 @@ def _extract_member(tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
     os.lchown(name, m.uid, m.gid)
     if not m.issym():
         os.chmod(name, m.mode & 0o7777)
+        _restore_xattrs(name, m)  # after chown, which clears file capabilities
         os.utime(name, (m.mtime, m.mtime))
+
+
+def _restore_xattrs(name: str, m: tarfile.TarInfo) -> None:
+    """File capabilities (ping's cap_net_raw...), as GNU tar and docker store them."""
+    value = m.pax_headers.get("SCHILY.xattr.security.capability")
+    if value is not None:
+        os.setxattr(name, "security.capability", value.encode("utf-8", "surrogateescape"))
 
 
 def _remove_existing(name: str) -> None:

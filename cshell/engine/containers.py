@@ -37,6 +37,7 @@ from cshell.engine.state import StateRoot, new_id, read_json, write_json
 from cshell.errors import (
     Conflict,
     ContainerCommandError,
+    CShellError,
     NotFound,
     PrivilegeError,
     RuntimeFailure,
@@ -62,6 +63,9 @@ class RunOptions:
     env: list[str] = field(default_factory=list)
     workdir: str | None = None
     hostname: str | None = None
+    entrypoint: list[str] | None = None  # None: the image's; []: none (a build's RUN ignores it)
+    network: str = "none"  # none: a new netns with only lo; host: the host's network namespace
+    builder: bool = False  # a build step's container: reconcile removes it once its builder is gone
 
 
 @dataclass
@@ -240,7 +244,7 @@ class Runtime:
         image = self.store.get(opts.image)
         self.store.ensure_unpacked(image)
         img_cfg = image.config.get("config", {})
-        entrypoint = img_cfg.get("Entrypoint") or []
+        entrypoint = (img_cfg.get("Entrypoint") or []) if opts.entrypoint is None else opts.entrypoint
         cmd = opts.cmd or img_cfg.get("Cmd") or []
         argv = [*entrypoint, *cmd]
         if not argv:
@@ -264,12 +268,19 @@ class Runtime:
             (d / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                                      f"127.0.1.1\t{hostname}\n")
             (d / "resolv.conf").write_bytes(_default_resolv_conf())
+            if opts.network == "host":  # docker copies the host's files for --network host
+                for name in ("hosts", "resolv.conf"):
+                    with contextlib.suppress(OSError):
+                        shutil.copyfile(f"/etc/{name}", d / name)
             write_json(d / "config.json", {
                 "id": cid, "name": name, "created": now(), "image": image.ref, "image_id": image.id,
                 "layers": [str(layer.path) for layer in image.layers],
                 "argv": argv, "cmd": cmd, "entrypoint": entrypoint or None, "env": env,
                 "workdir": opts.workdir or img_cfg.get("WorkingDir") or "/", "hostname": hostname,
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
+                "network": opts.network,
+                **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
+                   if opts.builder else {}),
             })
             write_json(d / "state.json", {"status": "created", "exit_code": 0, "pid": 0})
         except BaseException:
@@ -297,7 +308,8 @@ class Runtime:
             io.stdin_r, launch.stdin_w = os.pipe()
             os.set_inheritable(launch.stdin_w, False)
         spec = ProcessSpec(argv=c.config["argv"], env=c.config["env"], cwd=c.config["workdir"],
-                           tty=tty, hostname=c.config["hostname"])
+                           tty=tty, hostname=c.config["hostname"],
+                           host_network=c.config.get("network") == "host")
         plan = c.rootfs_plan()
         middle = os.fork()
         if middle == 0:
@@ -431,7 +443,8 @@ class Runtime:
         being unpacked, an empty cgroup of ours. Each is left alone while young,
         since another shell may be making it right now.
         """
-        fixed = [*_remove_stale(self.root.layers.glob("*.unpacking")), *cgroups.remove_orphans()]
+        fixed = [*_remove_stale(self.root.layers.glob("*.unpacking")), *cgroups.remove_orphans(),
+                 *_remove_stale(self.root.images.glob("blobs/sha256/.ingest-*"))]
         if not self.root.containers.is_dir():
             return fixed
         for d in self.root.containers.iterdir():
@@ -440,6 +453,11 @@ class Runtime:
                 continue
             with contextlib.suppress(FileNotFoundError, ValueError):
                 c = Container(d)
+                if _orphaned_build_step(c):  # its build was killed: nobody will remove it
+                    with contextlib.suppress(CShellError, OSError):
+                        self.remove(c, force=True)
+                        fixed.append(c.id)
+                    continue
                 if c.state.get("status") == "running" and not c.alive() \
                         and not alive(c.state.get("shim_pid", 0)):
                     self._record_exit_if_lost(c)
@@ -491,9 +509,18 @@ def _remove_stale(paths: Iterable[Path], min_age: float = 30) -> list[str]:
     for path in paths:
         with contextlib.suppress(OSError):
             if time.time() - path.stat().st_mtime > min_age:
-                shutil.rmtree(path, ignore_errors=True)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()  # a blob a crash left half-written
                 removed.append(str(path))
     return removed
+
+
+def _orphaned_build_step(c: Container) -> bool:
+    """A build's RUN container whose builder process is gone (killed mid-build)."""
+    builder = c.config.get("builder")
+    return bool(builder) and process_start_time(builder["pid"]) != builder["start"]
 
 
 def expand_env(items: list[str]) -> list[str]:

@@ -125,7 +125,8 @@ def _keep_xattrs(info: tarfile.TarInfo, path: str) -> None:
             value = os.getxattr(path, name, follow_symlinks=False)
         except OSError:
             continue
-        info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("latin-1")
+        # tarfile writes a value that is not UTF-8 back as the same raw bytes (hdrcharset=BINARY)
+        info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class ProcessSpec:
     cwd: str = "/"
     tty: bool = False
     hostname: str = ""
+    host_network: bool = False  # --network host: keep the host's network namespace
 
 
 def bring_up_loopback() -> None:
@@ -103,12 +104,14 @@ def exec_error(argv0: str, e: OSError) -> tuple[int, str]:
 def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_w: int,
                    stdio: tuple[int, int, int], pty_path: str | None) -> NoReturn:
     try:
-        trace.step(f"unshare({sc.clone_flag_names(CONTAINER_NAMESPACES)})")
-        sc.unshare(CONTAINER_NAMESPACES)
+        flags = CONTAINER_NAMESPACES & ~sc.CLONE_NEWNET if spec.host_network else CONTAINER_NAMESPACES
+        trace.step(f"unshare({sc.clone_flag_names(flags)})")
+        sc.unshare(flags)
         rootfs.prepare_rootfs(plan, pty_path)
         trace.step(f"sethostname({spec.hostname!r})")
         sc.sethostname(spec.hostname)
-        bring_up_loopback()
+        if not spec.host_network:
+            bring_up_loopback()
         # The shim moves us into our cgroup while we build the rootfs (a cgroup move
         # waits for an RCU grace period, ~10 ms). Only then may the cgroup namespace
         # be made: its root is the group we are in at that moment.

@@ -7,9 +7,13 @@ blobs verified by digest when they enter. Each layer is unpacked once into
 directory is what overlayfs gets as a lowerdir.
 
 ``index.json`` lists every image manifest. A tagged one carries its name in
-the ``io.containerd.image.name`` annotation (as containerd writes it); an
-untagged one (a build step kept for the cache, a re-tagged image's old
-version) has none. ``gc`` removes blobs and layers nothing refers to.
+the ``io.containerd.image.name`` annotation (as containerd writes it) and the
+same full name in ``org.opencontainers.image.ref.name``, so that a name is
+unique in the index and ``skopeo inspect oci:ROOT/images:busybox:latest``
+finds the right image (skopeo and umoci select by ref.name; with only the tag
+there, every ``latest`` would collide). An untagged one (a build step kept
+for the cache, a re-tagged image's old version) has none. ``gc`` removes
+blobs and layers nothing refers to.
 """
 
 from __future__ import annotations
@@ -229,6 +233,9 @@ class Store:
         layout = self.root.images / "oci-layout"
         if not layout.exists():
             atomic_write(layout, b'{"imageLayoutVersion": "1.0.0"}')
+        for entry in index["manifests"]:
+            if name := self._name(entry):  # stores written before held only the tag there
+                entry["annotations"][TAG_ANNOTATION] = name
         write_json(self.index_path, index)
 
     @staticmethod
@@ -240,9 +247,12 @@ class Store:
         ref = normalize_ref(ref)
         index = self._index()
         manifests = [m for m in index["manifests"] if self._name(m) != ref]
+        # The image that loses the name stays, untagged (docker's <none>): a container may use it.
+        manifests += [{"mediaType": MT_MANIFEST, "digest": m["digest"], "size": m["size"]}
+                      for m in index["manifests"] if self._name(m) == ref and m["digest"] != image.manifest_digest]
         size = self.blob_path(image.manifest_digest).stat().st_size
         manifests.append({"mediaType": MT_MANIFEST, "digest": image.manifest_digest, "size": size,
-                          "annotations": {NAME_ANNOTATION: ref, TAG_ANNOTATION: ref.rsplit(":", 1)[-1]}})
+                          "annotations": {NAME_ANNOTATION: ref, TAG_ANNOTATION: ref}})
         index["manifests"] = self._keep_untagged_once(manifests)
         self._write_index(index)
         trace.step(f"index.json: {ref} -> {image.manifest_digest[:19]}")
@@ -365,9 +375,14 @@ class Store:
         the layer tar was written from): a build step then needs no unpacking."""
         if layer.path.exists():
             return False
-        layer.path.parent.mkdir(parents=True)
-        write_json(layer.path.parent / "layer.json", {"diff_id": layer.diff_id, "chain_id": layer.chain_id})
-        os.rename(upper, layer.path)
+        # Staged like _unpack, so a crash leaves a *.unpacking dir (reconcile removes it),
+        # never a layer directory without its diff.
+        staging = layer.path.parent.with_name(layer.path.parent.name + ".unpacking")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        write_json(staging / "layer.json", {"diff_id": layer.diff_id, "chain_id": layer.chain_id})
+        os.rename(upper, staging / "diff")
+        os.rename(staging, layer.path.parent)
         return True
 
     def write_image(self, config: dict[str, Any], layers: list[Layer], ref: str | None = None) -> Image:
@@ -389,6 +404,26 @@ class Store:
         else:
             self._add_untagged(manifest_digest, len(manifest_bytes))
         return image
+
+    def add_manifest(self, manifest_digest: str, refs: list[str]) -> tuple[Image, list[Image]]:
+        """Index a manifest whose blobs are all stored (load): under each name, or untagged.
+
+        Returns the image and the images that lost a name to it; those stay in
+        the index untagged (docker load: "renaming the old one ... to empty string").
+        """
+        image = self._load(manifest_digest, [])
+        displaced = []
+        for ref in refs:
+            old = self.find(ref)
+            if old is not None and old.manifest_digest != manifest_digest:
+                displaced.append(old)
+            self.tag(ref, image)
+            if old is not None and old.manifest_digest != manifest_digest:  # kept, untagged
+                self._add_untagged(old.manifest_digest, self.blob_path(old.manifest_digest).stat().st_size)
+        if not refs:
+            self._add_untagged(manifest_digest, self.blob_path(manifest_digest).stat().st_size)
+        image.refs = [normalize_ref(ref) for ref in refs]
+        return image, displaced
 
     def _add_untagged(self, manifest_digest: str, size: int) -> None:
         index = self._index()

@@ -23,6 +23,7 @@ from prompt_toolkit.document import Document
 from cshell.commands.registry import (
     COMMAND,
     CONTAINER,
+    CTR_OR_IMAGE,
     FILE,
     IMAGE,
     NSKIND,
@@ -245,12 +246,14 @@ class CshellCompleter(Completer):
 
     def _values(self, hint: str | None, current: str, state: ArgState) -> Iterator[Completion]:
         given = state.positionals
-        if hint in (CONTAINER, RUNNING):
-            pool = self.cache.containers() if hint == CONTAINER else self.cache.running()
+        if hint in (CONTAINER, RUNNING, CTR_OR_IMAGE):
+            pool = self.cache.containers() if hint != RUNNING else self.cache.running()
             meta = {c.name: ("running" if c.running else "stopped") for c in pool}
             meta.update({c.short_id: c.name for c in pool})
             candidates = [c.name for c in pool] + [c.short_id for c in pool]
             yield from _matching(candidates, current, meta, exclude=given)
+            if hint == CTR_OR_IMAGE:
+                yield from _matching(self.cache.images(), current, exclude=given)
         elif hint == TARGET:
             running = self.cache.running()
             meta = {c.name: "running container" for c in running} | {"host": "this machine's namespaces"}

@@ -9,7 +9,8 @@ from rich.text import Text
 
 from cshell.commands.registry import REGISTRY, Command
 
-GROUPS = (("containers", "Containers"), ("images", "Images"), ("namespaces", "Namespaces"), ("shell", "The shell"))
+GROUPS = (("containers", "Containers"), ("images", "Images"), ("namespaces", "Namespaces"),
+          ("rootfs", "Root filesystem (layers)"), ("shell", "The shell"))
 
 
 def overview() -> Group:
