@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Cshell
+from conftest import Cshell, wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -159,3 +159,31 @@ def test_tag_gives_the_same_id_two_names(cshell: Cshell) -> None:
     by_name = {f"{repo}:{tag}": image_id for repo, tag, image_id in rows}
     assert by_name["busybox:latest"] == by_name["geektime/box:v1"], rows
     assert len(rows) == 2
+
+
+def test_commit_pauses_a_busy_container_and_resumes_it(cshell: Cshell, state_root: Path) -> None:
+    """docker commit --pause: the container is frozen while its rw layer is read, then thawed."""
+    ok(cshell("run", "-d", "--name", "busy", "busybox", "sh", "-c",
+              "while true; do echo line >> /log; done"))
+    ok(cshell("commit", "busy", "busy:snap"))
+    digest = image_field(cshell, "busy:snap", "RootFS.Layers")[-1]
+    with tarfile.open(blob(state_root, digest)) as tar:  # a complete, readable tar
+        assert "log" in tar.getnames()
+    before = int(ok(cshell("exec", "busy", "wc", "-c", "/log")).split()[0])
+    assert wait_for(lambda: int(ok(cshell("exec", "busy", "wc", "-c", "/log")).split()[0]) > before), \
+        "the container did not resume after commit"
+    ok(cshell("rm", "-f", "busy"))
+
+
+def test_commit_never_follows_a_symlink_out_of_the_rw_layer(cshell: Cshell, state_root: Path) -> None:
+    """A directory the container swaps for a symlink to a host path is stored as a link, not followed."""
+    ok(cshell("run", "-d", "--name", "swap", "busybox", "sh", "-c",
+              "mkdir -p /d && ln -s /etc /d/hostetc && ln -s ../../../../../../etc /rel && sleep 1000"))
+    assert wait_for(lambda: cshell("exec", "swap", "test", "-L", "/rel").returncode == 0)
+    ok(cshell("commit", "swap", "swap:snap"))
+    digest = image_field(cshell, "swap:snap", "RootFS.Layers")[-1]
+    with tarfile.open(blob(state_root, digest)) as tar:
+        names = tar.getnames()
+        assert tar.getmember("d/hostetc").issym() and tar.getmember("rel").issym()
+    assert not any(n.startswith(("d/hostetc/", "rel/")) for n in names), names
+    ok(cshell("rm", "-f", "swap"))

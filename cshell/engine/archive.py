@@ -15,6 +15,7 @@ import io
 import os
 import posixpath
 import stat
+import sys
 import tarfile
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def unpack_layer(blob: Path, dest: Path) -> None:
         os.close(read_end)
         code = 0
         try:
+            _preload_decompressors()
             os.chroot(dest)
             os.chdir("/")
+            sys.path[:] = []  # inside the layer, an import would run the layer's own code
             with os.fdopen(src_fd, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
                 for member in tar:
                     _extract_member(tar, member)
@@ -83,6 +86,14 @@ def unpack_layer(blob: Path, dest: Path) -> None:
             f"cannot unpack layer {blob.name[:12]}: {problem or 'unpacker died'}",
             "the layer archive is damaged or hostile; nothing outside its directory was written",
         )
+
+
+def _preload_decompressors() -> None:
+    """tarfile imports these lazily; do it before the chroot, while imports are ours."""
+    import bz2  # noqa: F401
+    import gzip  # noqa: F401
+    import lzma  # noqa: F401
+    import zlib  # noqa: F401
 
 
 def _safe_name(name: str) -> str:

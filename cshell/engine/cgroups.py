@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from cshell.engine import trace
+from cshell.errors import RuntimeFailure
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_SUPER_MAGIC = 0x63677270
-V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 GROUP = "cshell"
 
@@ -107,6 +109,37 @@ def remove_orphans(min_age: float = 10) -> list[str]:
                     os.rmdir(d)
                     removed.append(str(d))
     return removed
+
+
+@contextlib.contextmanager
+def frozen(cid: str, timeout: float = 5.0) -> Iterator[None]:
+    """Pause every process of the container while we read its files (docker commit --pause).
+
+    A frozen container cannot change its rw layer under us, nor swap a directory
+    for a symlink between our look and our read.
+    """
+    if is_v2():
+        group = CGROUP_ROOT / GROUP / cid
+        control, on, off, done = group / "cgroup.freeze", "1", "0", lambda: "frozen 1" in (group / "cgroup.events").read_text()
+    else:
+        group = CGROUP_ROOT / "freezer" / GROUP / cid
+        state = group / "freezer.state"
+        control, on, off, done = state, "FROZEN", "THAWED", lambda: state.read_text().strip() == "FROZEN"
+    if not control.exists():
+        yield  # no freezer here (or the container is gone): nothing to pause
+        return
+    trace.step(f"echo {on} > {control}")
+    control.write_text(on)
+    try:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeFailure("the container did not freeze in time", "try again, or stop it first")
+            time.sleep(0.002)
+        yield
+    finally:
+        trace.step(f"echo {off} > {control}")
+        control.write_text(off)
 
 
 def processes(cid: str) -> list[int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from cshell.engine.archive import OPAQUE, WHITEOUT_PREFIX
+from cshell.errors import RuntimeFailure
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 KEPT_XATTRS = ("security.capability",)  # file capabilities travel with the layer (ping, ...)
@@ -32,50 +33,79 @@ class Entry:
     kind: str  # "whiteout", "opaque" (a directory hiding what lies below), or "file"
 
 
+@dataclass
+class Walked:
+    """An entry met by walk_upper, with the open directory it lies in (valid until the next)."""
+
+    entry: Entry
+    st: os.stat_result
+    dir_fd: int
+    name: str
+
+
 def is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_opaque(path: Path) -> bool:
+def is_opaque(dir_fd: int) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(dir_fd, OPAQUE_XATTR) == b"y"
     except OSError:
         return False
 
 
-def walk_upper(upper: Path, exclude: frozenset[str] = frozenset(),
-               rel: str = "") -> Iterator[tuple[Entry, os.stat_result]]:
-    """Every path in the upper dir, sorted, each directory before its contents."""
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_DEPTH = 512  # a tree deeper than this is refused, not walked (no recursion, no fd exhaustion)
+
+
+def walk_upper(upper: Path, exclude: frozenset[str] = frozenset()) -> Iterator[Walked]:
+    """Every path in the upper dir, sorted, each directory before its contents.
+
+    A running container can swap one of its directories for a symlink to a host
+    path while we walk (CVE-2018-15664's race). So nothing here is looked up by
+    path: each directory is opened relative to its parent's descriptor with
+    O_NOFOLLOW, and each yield carries the descriptor to open the entry by.
+    """
+    root_fd = os.open(upper, DIR_FLAGS)
+    stack: list[tuple[int, str, Iterator[str]]] = [(root_fd, "", iter(sorted(os.listdir(root_fd))))]
     try:
-        names = sorted(os.listdir(upper / rel if rel else upper))
-    except OSError:
-        return
-    for name in names:
-        path = f"{rel}/{name}" if rel else name
-        if path in exclude:
-            continue
-        st = os.lstat(upper / path)
-        if is_whiteout(st):
-            yield Entry(path, "whiteout"), st
-        elif stat.S_ISDIR(st.st_mode):
-            yield Entry(path, "opaque" if is_opaque(upper / path) else "file"), st
-            yield from walk_upper(upper, exclude, path)
-        else:
-            yield Entry(path, "file"), st
+        while stack:
+            fd, rel, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(stack.pop()[0])
+                continue
+            path = f"{rel}/{name}" if rel else name
+            if path in exclude:
+                continue
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if is_whiteout(st):
+                yield Walked(Entry(path, "whiteout"), st, fd, name)
+            elif stat.S_ISDIR(st.st_mode):
+                if len(stack) > MAX_DEPTH:
+                    raise RuntimeFailure(f"/{path} is nested more than {MAX_DEPTH} directories deep",
+                                         "flatten that tree inside the container first")
+                sub = os.open(name, DIR_FLAGS, dir_fd=fd)
+                yield Walked(Entry(path, "opaque" if is_opaque(sub) else "file"), st, fd, name)
+                stack.append((sub, path, iter(sorted(os.listdir(sub)))))
+            else:
+                yield Walked(Entry(path, "file"), st, fd, name)
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
 
 
 def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = frozenset()) -> None:
     """The upper dir as an OCI layer tar (whiteouts as .wh. files), written to ``out``."""
     hardlinks: dict[tuple[int, int], str] = {}
-    root = str(upper)
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:
-        for entry, st in walk_upper(upper, exclude):
+        for w in walk_upper(upper, exclude):
+            entry, st = w.entry, w.st
             parent, _, name = entry.path.rpartition("/")
             if entry.kind == "whiteout":
                 tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else f"{WHITEOUT_PREFIX}{name}"))
                 continue
-            full = f"{root}/{entry.path}"
-            info = _tarinfo(entry.path, full, st)
+            info = _tarinfo(entry.path, w, st)
             key = (st.st_dev, st.st_ino)
             if info.isreg() and st.st_nlink > 1:
                 if key in hardlinks:  # a second name for a file already in this layer
@@ -84,7 +114,9 @@ def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = froze
                     continue
                 hardlinks[key] = entry.path
             if info.isreg():
-                with open(full, "rb") as f:
+                fd = os.open(w.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=w.dir_fd)
+                with os.fdopen(fd, "rb") as f:
+                    _keep_xattrs(info, f.fileno())
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
@@ -92,7 +124,7 @@ def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = froze
                 tar.addfile(_marker(f"{entry.path}/{OPAQUE}"))
 
 
-def _tarinfo(name: str, full: str, st: os.stat_result) -> tarfile.TarInfo:
+def _tarinfo(name: str, w: Walked, st: os.stat_result) -> tarfile.TarInfo:
     """From the lstat we already have: no second stat, no passwd lookups per file."""
     info = tarfile.TarInfo(name)
     info.mode = stat.S_IMODE(st.st_mode)
@@ -103,13 +135,12 @@ def _tarinfo(name: str, full: str, st: os.stat_result) -> tarfile.TarInfo:
     elif stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(w.name, dir_fd=w.dir_fd)
     elif stat.S_ISFIFO(st.st_mode):
         info.type = tarfile.FIFOTYPE
     elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
         info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
         info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    _keep_xattrs(info, full)
     return info
 
 
@@ -119,10 +150,10 @@ def _marker(name: str) -> tarfile.TarInfo:
     return info
 
 
-def _keep_xattrs(info: tarfile.TarInfo, path: str) -> None:
+def _keep_xattrs(info: tarfile.TarInfo, fd: int) -> None:
     for name in KEPT_XATTRS:
         try:
-            value = os.getxattr(path, name, follow_symlinks=False)
+            value = os.getxattr(fd, name)
         except OSError:
             continue
         # tarfile writes a value that is not UTF-8 back as the same raw bytes (hdrcharset=BINARY)
@@ -138,10 +169,35 @@ class Change:
 def changes(upper: Path, lowers: list[Path], exclude: frozenset[str] = frozenset()) -> list[Change]:
     """docker diff: what the rw layer adds, changes and deletes relative to the image."""
     out = []
-    for entry, _ in walk_upper(upper, exclude):
-        if entry.kind == "whiteout":
-            out.append(Change("D", "/" + entry.path))
+    for w in walk_upper(upper, exclude):
+        if w.entry.kind == "whiteout":
+            out.append(Change("D", "/" + w.entry.path))
             continue
-        in_lower = any(os.path.lexists(lower / entry.path) for lower in lowers)
-        out.append(Change("C" if in_lower else "A", "/" + entry.path))
+        in_lower = any(exists_in(lower, w.entry.path) for lower in lowers)
+        out.append(Change("C" if in_lower else "A", "/" + w.entry.path))
     return out
+
+
+def exists_in(layer: Path, path: str) -> bool:
+    """Does ``path`` exist in this layer directory? A symlinked parent is never followed
+    (on the host it would point anywhere); in the merged view it is not a directory."""
+    parts = path.split("/")
+    try:
+        fd = os.open(layer, DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        for part in parts[:-1]:
+            try:
+                sub = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                return False
+            os.close(fd)
+            fd = sub
+        try:
+            os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(fd)

@@ -8,13 +8,14 @@ resolv.conf are bind mounts, so none of them can reach the new layer.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cshell.engine import diff, imageconfig, trace
+from cshell.engine import cgroups, diff, imageconfig, trace
 from cshell.engine.shim import now
 from cshell.engine.store import Image, Store
 
@@ -51,7 +52,8 @@ def commit(rt: Runtime, c: Container, opts: CommitOptions, exclude: frozenset[st
     base = image_of(store, c)
     upper = Path(c.rootfs_plan().upperdir)
     trace.step(f"tar -c -C {upper} .  # overlay whiteouts → .wh. files; sha256 while writing")
-    digest, size = layer_tar_of(store, upper, exclude)
+    with cgroups.frozen(c.id) if c.alive() else contextlib.nullcontext():
+        digest, size = layer_tar_of(store, upper, exclude)
     layer = store.layer_from_blob(digest, size, base.layers[-1] if base.layers else None, unpack=False)
     config = _committed_config(base, c, opts, empty=False)
     image = store.write_image(config, [*base.layers, layer], opts.ref)
