@@ -10,11 +10,11 @@ bundles, ``--name=N`` or ``--name N``, and everything after the command's
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from cshell.errors import UsageError
+from cshell.record import record
 
 # What a value can be completed from (the REPL's completer knows each source).
 CONTAINER, RUNNING, IMAGE, NSKIND, COMMAND, TARGET, FILE = (
@@ -22,7 +22,7 @@ CONTAINER, RUNNING, IMAGE, NSKIND, COMMAND, TARGET, FILE = (
 CTR_OR_IMAGE = "container_or_image"  # layer stack/whereis take either
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Opt:
     names: tuple[str, ...]  # ("-d", "--detach")
     help: str
@@ -37,7 +37,7 @@ class Opt:
         return longest.lstrip("-").replace("-", "_")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pos:
     name: str
     help: str
@@ -47,7 +47,7 @@ class Pos:
     complete: str | None = None
 
 
-@dataclass
+@record
 class Command:
     name: str
     summary: str

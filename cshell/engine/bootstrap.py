@@ -28,7 +28,6 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cshell.engine import archive, mmdebstrap, trace
 from cshell.engine.state import read_json, write_json
 from cshell.errors import CShellError, RuntimeFailure, UsageError
+from cshell.record import record
 
 if TYPE_CHECKING:
     from cshell.engine.store import Image, Layer, Store
@@ -51,7 +51,7 @@ RUNTIME_FILES = frozenset({"etc/hostname", "etc/resolv.conf"})
 KEPT_PAX = ("SCHILY.xattr.security.capability",)  # file capabilities; nothing host-specific
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Recipe:
     name: str  # the canonical reference: "python:3.11-slim"
     aliases: tuple[str, ...]  # other references it answers to
@@ -97,7 +97,7 @@ RECIPE_LIST = (
 RECIPES: dict[str, Recipe] = {ref: r for r in RECIPE_LIST for ref in (r.name, *r.aliases)}
 
 
-@dataclass
+@record
 class Bootstrapped:
     """What `image bootstrap` did."""
 

@@ -32,7 +32,6 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from cshell.engine.shim import now
 from cshell.engine.state import new_id
 from cshell.engine.store import Image, Layer, normalize_ref
 from cshell.errors import ContainerCommandError, CShellError, NotFound, RuntimeFailure, UsageError
+from cshell.record import factory, record
 
 if TYPE_CHECKING:
     from cshell.engine.containers import Container, Launch, Runtime
@@ -54,12 +54,12 @@ PROGRESS_MIN = 4 << 20  # COPY steps bigger than this show a progress bar
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
 
-@dataclass
+@record
 class BuildOptions:
     context: Path
     dockerfile: Path | None = None  # default: CONTEXT/Dockerfile
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = factory(list)
+    build_args: dict[str, str] = factory(dict)
     no_cache: bool = False
     network: str = "none"  # for RUN: none or host (bridge comes with the bridge network)
 
@@ -67,39 +67,39 @@ class BuildOptions:
 # -- events (the view turns them into docker's output) -----------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StepStarted:
     index: int
     total: int
     text: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UsingCache:
     pass
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunningIn:
     container: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StepOutput:
     data: bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemovedContainer:
     container: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StepImage:
     image: Image | None  # None: FROM scratch, no image at all
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BuildWarning:
     text: str
 
@@ -108,7 +108,7 @@ Event = StepStarted | UsingCache | RunningIn | StepOutput | RemovedContainer | S
 Emit = Callable[[Event], None]
 
 
-@dataclass
+@record
 class BuildResult:
     image: Image
     tags: list[str]

@@ -20,11 +20,11 @@ import re
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from cshell.errors import NotFound, UsageError
+from cshell.record import factory, record
 
 try:  # the builtin sha256 (hashlib would load OpenSSL, ~10 ms)
     from _sha256 import sha256 as _sha256
@@ -70,11 +70,11 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
         raise UsageError(f"bad pattern {pattern!r}: {e}", "patterns use *, ?, [a-z] and **") from None
 
 
-@dataclass
+@record
 class Ignore:
     """The rules of a .dockerignore: (regexp, is an exception) in file order."""
 
-    rules: list[tuple[re.Pattern[str], bool]] = field(default_factory=list)
+    rules: list[tuple[re.Pattern[str], bool]] = factory(list)
 
     @property
     def has_exceptions(self) -> bool:
@@ -120,7 +120,7 @@ class Ignore:
 # -- sources ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     name: str  # relative to the destination directory
     path: Path  # on the host
@@ -131,7 +131,7 @@ class Entry:
     mtime: float = 0
 
 
-@dataclass
+@record
 class CopyPlan:
     entries: list[Entry]
     single_file: bool  # one regular file: DEST may name the file itself

@@ -16,7 +16,6 @@ import shutil
 import signal
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from cshell.errors import (
     RuntimeFailure,
     UsageError,
 )
+from cshell.record import factory, record
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
@@ -51,16 +51,16 @@ SCIENTISTS = ("curie", "dijkstra", "hopper", "knuth", "lamport", "liskov", "love
               "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak", "yonath", "zhang")
 
 
-@dataclass
+@record
 class RunOptions:
     image: str
-    cmd: list[str] = field(default_factory=list)
+    cmd: list[str] = factory(list)
     name: str | None = None
     detach: bool = False
     interactive: bool = False
     tty: bool = False
     auto_remove: bool = False
-    env: list[str] = field(default_factory=list)
+    env: list[str] = factory(list)
     workdir: str | None = None
     hostname: str | None = None
     entrypoint: list[str] | None = None  # None: the image's; []: none (a build's RUN ignores it)
@@ -68,12 +68,12 @@ class RunOptions:
     builder: bool = False  # a build step's container: reconcile removes it once its builder is gone
 
 
-@dataclass
+@record
 class ExecOptions:
     cmd: list[str]
     interactive: bool = False
     tty: bool = False
-    env: list[str] = field(default_factory=list)
+    env: list[str] = factory(list)
     workdir: str | None = None
 
 
@@ -168,7 +168,7 @@ class Container:
         }
 
 
-@dataclass
+@record
 class Launch:
     """What the shell holds of a starting container: the shim's pipes."""
 

@@ -14,18 +14,18 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from cshell.engine.archive import OPAQUE, WHITEOUT_PREFIX
 from cshell.errors import RuntimeFailure
+from cshell.record import record
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 KEPT_XATTRS = ("security.capability",)  # file capabilities travel with the layer (ping, ...)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     """One path in an upper directory, relative to it (``etc/hosts``)."""
 
@@ -33,7 +33,7 @@ class Entry:
     kind: str  # "whiteout", "opaque" (a directory hiding what lies below), or "file"
 
 
-@dataclass
+@record
 class Walked:
     """An entry met by walk_upper, with the open directory it lies in (valid until the next)."""
 
@@ -160,7 +160,7 @@ def _keep_xattrs(info: tarfile.TarInfo, fd: int) -> None:
         info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Change:
     kind: str  # A (added), C (changed), D (deleted): docker diff's letters
     path: str  # absolute inside the container

@@ -20,9 +20,9 @@ import io
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from cshell.errors import CShellError, UsageError
+from cshell.record import factory, record
 
 # What each instruction accepts: the ones cshell builds, and the ones it knows but refuses.
 BUILT = ("FROM", "ARG", "ENV", "LABEL", "WORKDIR", "ADD", "COPY", "RUN", "EXPOSE", "CMD",
@@ -42,16 +42,16 @@ class DockerfileError(UsageError):
         self.line = line
 
 
-@dataclass
+@record
 class Instruction:
     line: int  # first line, 1-based
     keyword: str  # upper case
     original: str  # as written, continuations joined: what `Step 3/7 :` shows
     value: str  # the arguments after the flags
-    flags: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, str] = factory(dict)
 
 
-@dataclass
+@record
 class Dockerfile:
     name: str  # the file's name, for messages
     escape: str

@@ -32,7 +32,6 @@ import stat
 import sys
 import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -43,6 +42,7 @@ from cshell.engine.diff import KEPT_XATTRS
 from cshell.engine.load import ARCH, compression_of, decompressed, with_head
 from cshell.engine.store import Image, Store
 from cshell.errors import RuntimeFailure, UsageError
+from cshell.record import record
 
 if TYPE_CHECKING:
     from cshell.engine.containers import Container
@@ -268,7 +268,7 @@ class _Exactly:
 # -- import -----------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class ImportOptions:
     ref: str | None = None
     message: str = ""

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import cgroups, diff, imageconfig, trace
 from cshell.engine.shim import now
 from cshell.engine.store import Image, Store
+from cshell.record import record
 
 if TYPE_CHECKING:
     from cshell.engine.containers import Container, Runtime
@@ -38,7 +38,7 @@ def layer_tar_of(store: Store, upper: Path, exclude: frozenset[str] = frozenset(
         raise
 
 
-@dataclass
+@record
 class CommitOptions:
     ref: str | None = None
     message: str = ""
@@ -105,7 +105,7 @@ def inspect(image: Image) -> dict[str, Any]:
     }
 
 
-@dataclass
+@record
 class HistoryRow:
     """One line of `history`: an instruction and the layer it made (or none)."""
 

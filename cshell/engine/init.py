@@ -19,18 +19,18 @@ import signal
 import socket
 import struct
 import termios
-from dataclasses import dataclass
 from typing import NoReturn
 
 from cshell.engine import rootfs, trace
 from cshell.engine import syscalls as sc
+from cshell.record import record
 
 # The cgroup namespace comes later, once the shim has put us in our cgroup.
 CONTAINER_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
-@dataclass
+@record
 class ProcessSpec:
     argv: list[str]
     env: list[str]

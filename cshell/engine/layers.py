@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from cshell.engine.diff import OPAQUE_XATTR, Change, changes, is_whiteout
 from cshell.engine.rootfs import ETC_FILES, RootfsPlan
 from cshell.engine.state import read_json
 from cshell.errors import NotFound, UsageError
+from cshell.record import factory, record
 
 if TYPE_CHECKING:
     from cshell.engine.containers import Container, Runtime
@@ -40,7 +40,7 @@ MAX_DEPTH = 256  # a container can nest directories deeper than Python's recursi
 EMPTY_TAR_MAX = 10240  # an empty tar is zero blocks, padded to one 10 KiB record at most
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LayerRef:
     kind: str  # RW, INIT or IMAGE
     path: Path  # the directory overlayfs gets
@@ -55,7 +55,7 @@ class LayerRef:
 # -- the stack ------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class ImageLayerRow:
     layer: LayerRef
     created_by: str  # the history entry that made it ("" when the image has no history)
@@ -65,7 +65,7 @@ class ImageLayerRow:
     unpacked: bool  # commit stores only the tar; it is unpacked when a container needs it
 
 
-@dataclass
+@record
 class EmptyStep:
     """A history entry that made no layer (ENV, CMD, ...): settings only."""
 
@@ -73,21 +73,21 @@ class EmptyStep:
     comment: str = ""
 
 
-@dataclass
+@record
 class RwLayer:
     layer: LayerRef
     entries: int  # files, directories, whiteouts: everything the container wrote
     size: int  # bytes of regular files
 
 
-@dataclass
+@record
 class InitLayer:
     layer: LayerRef
     placeholders: list[str]  # as the container sees them: /etc/hosts, /dev, ...
     binds: list[tuple[str, str]]  # (/etc/hosts, the real file in the state dir)
 
 
-@dataclass
+@record
 class Stack:
     root: str  # the state root, so a view can shorten paths under it
     image_ref: str
@@ -284,7 +284,7 @@ def _is_image(store: Store, ref: str) -> bool:
 ABSENT, FILE, WHITEOUT, SYMLINK, NOTDIR, NO_LAYER = "absent", "file", "whiteout", "symlink", "notdir", "no-layer"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Probe:
     state: str
     at: str = ""  # the container path where it was decided (an ancestor, for SYMLINK/NOTDIR/WHITEOUT)
@@ -297,7 +297,7 @@ class Probe:
     opaque_at: str = ""  # an ancestor directory here is opaque: the layers below are hidden
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RuntimeMount:
     """Something the runtime mounts over the overlay inside the container."""
 
@@ -312,7 +312,7 @@ FOUND, COPIED_UP, REPLACED, MERGED_DIR, OPAQUE_DIR, DELETED, HIDDEN, THROUGH_SYM
     "found", "copied-up", "replaced", "merged-dir", "opaque-dir", "deleted", "hidden", "symlink", "mount")
 
 
-@dataclass
+@record
 class Whereis:
     subject: str  # container name or image ref
     path: str  # normalised, absolute
@@ -323,8 +323,8 @@ class Whereis:
     lower_probe: Probe | None = None
     mount: RuntimeMount | None = None
     suggestion: str = ""  # THROUGH_SYMLINK: the same path with the link resolved in the container's terms
-    trail: list[tuple[LayerRef, Probe]] = field(default_factory=list)  # every layer, top first
-    created_by: dict[int, str] = field(default_factory=dict)  # image layer number -> instruction
+    trail: list[tuple[LayerRef, Probe]] = factory(list)  # every layer, top first
+    created_by: dict[int, str] = factory(dict)  # image layer number -> instruction
 
 
 def split_path(path: str) -> list[str]:

@@ -33,7 +33,6 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,15 +42,16 @@ from cshell.engine.store import (
     MT_LAYER,
     MT_MANIFEST,
     NAME_ANNOTATION,
-    REF_RE,
     TAG_ANNOTATION,
     BlobWriter,
     Image,
     Store,
     normalize_ref,
+    ref_pattern,
     sha256,
 )
 from cshell.errors import RuntimeFailure
+from cshell.record import factory, record
 
 try:  # the same builtin sha256 the store uses (no OpenSSL load)
     from _sha256 import sha256 as _sha256
@@ -206,7 +206,7 @@ def verified_blob(archive: Archive, digest: str, size: int, what: str) -> bytes:
 # -- what the archive holds: images, verified up to their layers ------------------------------
 
 
-@dataclass
+@record
 class LayerSource:
     member: str  # the layer's name in the archive
     digest: str | None  # the blob digest the archive names it by (None: a legacy <id>/layer.tar)
@@ -214,7 +214,7 @@ class LayerSource:
     diff_id: str  # the config's digest of the uncompressed tar
 
 
-@dataclass
+@record
 class Candidate:
     """An image found in the archive: config checked, layers not yet read."""
 
@@ -222,7 +222,7 @@ class Candidate:
     config_digest: str
     manifest: bytes | None  # the archive's manifest, when it can be stored as is
     layers: list[LayerSource]
-    refs: list[str] = field(default_factory=list)
+    refs: list[str] = factory(list)
 
 
 def candidates(archive: Archive) -> list[Candidate]:
@@ -386,7 +386,7 @@ def familiar(name: Any) -> str | None:
         if name.startswith(prefix):
             name = name[len(prefix):]
             break
-    match = REF_RE.match(name)
+    match = ref_pattern().match(name)
     if match is None or len(name) > 255:
         raise hostile(f"invalid image name {name[:60]!r} in the archive")
     if match["digest"]:
@@ -571,7 +571,7 @@ class Staging:
 # -- load ------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class Loaded:
     image: Image
     refs: list[str]

@@ -21,11 +21,11 @@ import signal
 import struct
 import subprocess
 import termios
-from dataclasses import dataclass
 from pathlib import Path
 
 from cshell.engine import trace
 from cshell.errors import RuntimeFailure
+from cshell.record import record
 
 APT_SOURCES = Path("/etc/apt")
 ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
@@ -40,7 +40,7 @@ SLIM_DPKG_OPTS = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Spec:
     """What to install: ``mmdebstrap --variant=VARIANT --include=... SUITE``."""
 

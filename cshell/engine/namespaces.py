@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from cshell.engine import syscalls as sc
 from cshell.engine import trace
 from cshell.errors import NotFound, PrivilegeError, UsageError
+from cshell.record import record
 
 # The order /proc/PID/ns lists them in.
 NS_KINDS = ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
@@ -24,7 +24,7 @@ NS_KINDS = ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
 JOINABLE = ("user", "cgroup", "ipc", "uts", "net", "pid", "time", "mnt")
 
 
-@dataclass
+@record
 class NsLink:
     kind: str
     link: str  # the readlink text, e.g. net:[4026532281]

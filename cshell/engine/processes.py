@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-from dataclasses import dataclass
 
 from cshell.engine import trace
+from cshell.record import record
 
 
 def report(fd: int, line: str) -> None:
@@ -31,7 +31,7 @@ def exit_code_of(wait_status: int) -> int:
     return 128 - code if code < 0 else code  # killed by a signal: 128+N, as a shell reports it
 
 
-@dataclass
+@record
 class StatusChannel:
     """The shell's side of a helper's status (and explain) pipes."""
 

@@ -12,11 +12,11 @@ mount table never shows it and the kernel removes it when the container ends.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cshell.engine import syscalls as sc
 from cshell.engine import trace
+from cshell.record import record
 
 # Files the runtime owns: placeholders in the init layer, real files bind-mounted
 # from the container's state directory (so `commit` never carries them).
@@ -29,7 +29,7 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
 
 
-@dataclass
+@record
 class RootfsPlan:
     lowerdirs: list[str]  # top first, as overlayfs wants them: init layer, then image layers
     upperdir: str

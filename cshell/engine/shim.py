@@ -17,16 +17,16 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
 from typing import NoReturn
 
 from cshell.engine import cgroups, init, trace
 from cshell.engine import syscalls as sc
 from cshell.engine.processes import exit_code_of, process_start_time, report
 from cshell.engine.rootfs import RootfsPlan
+from cshell.record import record
 
 
-@dataclass
+@record
 class ShimIO:
     """Descriptors the shell hands over when it forks the shim."""
 

@@ -18,18 +18,19 @@ blobs and layers nothing refers to.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cshell.engine import trace
 from cshell.engine.state import StateRoot, atomic_write, read_json, write_json
 from cshell.errors import Conflict, NotFound, RuntimeFailure, UsageError
+from cshell.record import factory, record
 
 try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
     from _sha256 import sha256 as _sha256
@@ -45,10 +46,13 @@ TAG_ANNOTATION = "org.opencontainers.image.ref.name"
 # Docker's reference grammar (distribution/reference), without the docker.io defaults.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?)"
-REF_RE = re.compile(
-    rf"^(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
+@functools.cache
+def ref_pattern() -> re.Pattern[str]:
+    """Compiled on first use: most commands never parse an image name."""
+    return re.compile(
+        rf"^(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+        r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    )
 
 
 def sha256(data: bytes) -> str:
@@ -72,7 +76,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 def normalize_ref(ref: str) -> str:
     """NAME[:TAG][@DIGEST] with Docker's default tag: ``busybox`` -> ``busybox:latest``."""
-    match = REF_RE.match(ref or "")
+    match = ref_pattern().match(ref or "")
     if not match or len(ref) > 255:
         raise UsageError(f"invalid image name {ref!r}",
                          "names are lowercase, like busybox, geektime/helloworld:v1 or localhost:5000/app:2")
@@ -85,7 +89,7 @@ def is_digest_hex(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-@dataclass
+@record
 class Layer:
     diff_id: str
     chain_id: str
@@ -93,13 +97,13 @@ class Layer:
     size: int = 0
 
 
-@dataclass
+@record
 class Image:
     id: str  # the config digest, as `docker images` shows it
     manifest_digest: str
     config: dict[str, Any]
-    layers: list[Layer] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)  # the names that point at it (may be none)
+    layers: list[Layer] = factory(list)
+    refs: list[str] = factory(list)  # the names that point at it (may be none)
 
     @property
     def ref(self) -> str:
@@ -466,7 +470,7 @@ class Store:
         untagged and whether the image itself went (the caller then runs gc).
         """
         image = self.get_local(ref)
-        asked = normalize_ref(ref) if REF_RE.match(ref) and "@" not in ref else None
+        asked = normalize_ref(ref) if ref_pattern().match(ref) and "@" not in ref else None
         if asked in image.refs:
             names = [asked]
         else:  # by id or digest: every name goes

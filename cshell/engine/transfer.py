@@ -25,21 +25,21 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from cshell.engine import trace
 from cshell.engine.store import (
     MT_MANIFEST,
     NAME_ANNOTATION,
-    REF_RE,
     TAG_ANNOTATION,
     Image,
     Store,
     chain_ids,
     normalize_ref,
+    ref_pattern,
 )
 from cshell.errors import UsageError
+from cshell.record import factory, record
 
 FORMATS = ("docker+oci", "oci", "docker")
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -47,12 +47,12 @@ OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 FIXED_MTIME = 0  # the same images give the same archive, byte for byte
 
 
-@dataclass
+@record
 class Saved:
     """One image in the archive and the names it is saved under (none: by id)."""
 
     image: Image
-    refs: list[str] = field(default_factory=list)
+    refs: list[str] = factory(list)
 
 
 def choose(store: Store, names: list[str]) -> list[Saved]:
@@ -69,7 +69,7 @@ def choose(store: Store, names: list[str]) -> list[Saved]:
 def _resolve(store: Store, arg: str) -> list[tuple[Image, str | None]]:
     """docker's rules: NAME:TAG saves that tag, a bare NAME every tag of the
     repository, an id or digest the image without a name."""
-    match = REF_RE.match(arg)
+    match = ref_pattern().match(arg)
     if match and not match["tag"] and not match["digest"]:
         tagged = [ref for ref in store.refs() if ref.rpartition(":")[0] == arg]
         if tagged:

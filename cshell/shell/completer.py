@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
@@ -35,6 +34,7 @@ from cshell.commands.registry import (
     Pos,
 )
 from cshell.engine.state import StateRoot
+from cshell.record import factory, record
 
 if TYPE_CHECKING:
     from cshell.engine.containers import Runtime
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 ALWAYS_IMAGES = ("busybox",)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerInfo:
     name: str
     short_id: str
@@ -110,13 +110,13 @@ class StateCache:
         return names
 
 
-@dataclass
+@record
 class ArgState:
     """Where the cursor is in a command's arguments (the words before the current one)."""
 
     pending: Opt | None = None  # the previous word is this option and it wants a value
-    positionals: list[str] = field(default_factory=list)
-    used: set[Opt] = field(default_factory=set)
+    positionals: list[str] = factory(list)
+    used: set[Opt] = factory(set)
     in_rest: bool = False  # inside the command line the command passes on (`exec web CMD...`)
     flags_done: bool = False  # after `--`: only positionals follow
 
