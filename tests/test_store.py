@@ -227,3 +227,28 @@ def test_damaged_tar_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeFailure) as e:
         archive.unpack_layer(blob, tmp_path / "x" / "diff")
     assert "cannot unpack layer" in e.value.message
+
+
+@needs_root
+def test_setuid_bits_are_kept_as_docker_keeps_them(unpack) -> None:  # noqa: ANN001
+    """The stated policy (help load): setuid/setgid survive, like su and passwd in real images."""
+    diff = unpack(member("bin/su", data=b"#!/bin/sh\n", mode=0o4755), member("bin/wall", data=b"x", mode=0o2755))
+    assert (diff / "bin/su").stat().st_mode & 0o7777 == 0o4755
+    assert (diff / "bin/wall").stat().st_mode & 0o7777 == 0o2755
+
+
+@needs_root
+def test_oversized_headers_fail_cleanly(tmp_path: Path) -> None:
+    """A PAX header promising gigabytes, or a 10,000-character name: an error, nothing outside."""
+    huge = tarfile.TarInfo("big")
+    huge.size = 1 << 40  # a terabyte announced, a few bytes given
+    blob = tmp_path / "huge.tar"
+    blob.write_bytes(huge.tobuf(tarfile.GNU_FORMAT) + b"x" * 512)
+    with pytest.raises(RuntimeFailure):
+        archive.unpack_layer(blob, tmp_path / "a" / "diff")
+
+    long_name = make_tar(tmp_path / "long.tar", member("d/" + "n" * 10_000, data=b"x"))
+    with pytest.raises(RuntimeFailure) as e:
+        archive.unpack_layer(long_name, tmp_path / "b" / "diff")
+    assert "cannot unpack layer" in e.value.message
+    assert {p.name for p in tmp_path.iterdir()} <= {"huge.tar", "long.tar", "a", "b"}

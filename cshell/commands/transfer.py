@@ -79,7 +79,11 @@ checking each blob's **size, then its sha256** against what points at it, and
 each layer's uncompressed sha256 against the config's `diff_ids`. The blobs
 are copied into temp files meanwhile; only when everything matched do they
 move into the store and the names into index.json. One wrong byte, and the
-store is exactly as before. Layers are unpacked at the first `run`.
+store is exactly as before. Layers are unpacked at the first `run`, each into
+its own empty directory by a child confined to it: names are kept inside it,
+device nodes are skipped, and setuid/setgid bits and file capabilities are
+kept, as docker keeps them (su and ping need them; a container's root holds
+those rights anyway).
 
 Prints `Loaded image: NAME:TAG` per name, or `Loaded image ID: sha256:…` for an
 image without one (an OCI layout whose only name is a bare tag like `latest`
