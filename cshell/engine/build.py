@@ -322,7 +322,7 @@ class Builder:
         return f"EXPOSE {' '.join(ports)}"
 
     def _set_volume(self, ins: Instruction, settings: dict[str, Any]) -> str:
-        paths = [self.word(p) for p in dockerfile.json_or_words(ins.value)]
+        paths = [self.word(p) for p in imageconfig.json_or_words(ins.value)]
         imageconfig.apply(settings, "VOLUME", json.dumps(paths))
         return f"VOLUME [{' '.join(paths)}]"
 
@@ -337,7 +337,7 @@ class Builder:
 
     def command(self, ins: Instruction) -> list[str]:
         """Exec form as written, shell form wrapped in the SHELL (/bin/sh -c); never expanded."""
-        argv = dockerfile.exec_form(ins.value)
+        argv = imageconfig.exec_form(ins.value)
         if argv is not None:
             return argv
         if dockerfile.looks_like_json(ins.value):
@@ -481,7 +481,7 @@ class Builder:
 
     def copy_step(self, ins: Instruction) -> None:
         env = self.env()
-        words = [expand(w, env, self.escape) for w in dockerfile.json_or_words(ins.value)]
+        words = [expand(w, env, self.escape) for w in imageconfig.json_or_words(ins.value)]
         sources, dest = words[:-1], words[-1]
         chown = expand(ins.flags["chown"], env, self.escape) if "chown" in ins.flags else None
         chmod = _chmod(ins.flags.get("chmod"))

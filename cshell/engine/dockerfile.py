@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import difflib
 import io
-import json
 import re
 from collections.abc import Mapping
 
+from cshell.engine.imageconfig import exec_form, json_or_words
 from cshell.errors import CShellError, UsageError
 from cshell.record import factory, record
 
@@ -195,45 +195,9 @@ def _example(keyword: str) -> str:
 # -- argument forms -------------------------------------------------------------------------
 
 
-def exec_form(value: str) -> list[str] | None:
-    """The JSON exec form, or None for the shell form, exactly as docker decides.
-
-    Docker (parseMaybeJSON) decodes the first JSON value: text that is not valid
-    JSON is the shell form, so `CMD [python, app.py]` runs `/bin/sh -c '[python,
-    app.py]'` (docker accepts it silently; the builder warns). A valid array
-    with a non-string in it is an error. Like Go's json.Decoder, data after the
-    array is ignored.
-    """
-    text = value.lstrip()
-    if not text.startswith("["):
-        return None
-    try:
-        argv, _ = json.JSONDecoder().raw_decode(text)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(argv, list):
-        return None
-    if not all(isinstance(a, str) for a in argv):
-        raise UsageError("when using JSON array syntax, arrays must be comprised of strings only",
-                         'quote every item: ["python", "app.py"]')
-    return argv
-
-
 def looks_like_json(value: str) -> bool:
     """A `[` that did not parse: worth a warning that it runs as a shell command."""
     return value.lstrip().startswith("[") and exec_form(value) is None
-
-
-def json_or_words(value: str) -> list[str]:
-    """ADD/COPY/VOLUME: a JSON list, or words split on whitespace (quotes are not special)."""
-    if value.lstrip().startswith("["):
-        try:
-            items = json.loads(value)
-        except json.JSONDecodeError:
-            items = None
-        if isinstance(items, list) and all(isinstance(i, str) for i in items):
-            return items
-    return value.split()
 
 
 def split_quoted(value: str, escape: str) -> list[str]:

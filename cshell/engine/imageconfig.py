@@ -17,18 +17,46 @@ from cshell.errors import UsageError
 CONFIG_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "USER", "WORKDIR", "VOLUME", "STOPSIGNAL")
 
 
+def exec_form(value: str) -> list[str] | None:
+    """The JSON exec form, or None for the shell form, exactly as docker decides.
+
+    Docker (parseMaybeJSON) decodes the first JSON value: text that is not valid
+    JSON is the shell form, so `CMD [python, app.py]` runs `/bin/sh -c '[python,
+    app.py]'` (docker accepts it silently; the builder warns). A valid array
+    with a non-string in it is an error. Like Go's json.Decoder, data after the
+    array is ignored.
+    """
+    text = value.lstrip()
+    if not text.startswith("["):
+        return None
+    try:
+        argv, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(argv, list):
+        return None
+    if not all(isinstance(a, str) for a in argv):
+        raise UsageError("when using JSON array syntax, arrays must be comprised of strings only",
+                         'quote every item: ["python", "app.py"]')
+    return argv
+
+
+def json_or_words(value: str) -> list[str]:
+    """ADD/COPY/VOLUME: a JSON list, or words split on whitespace (quotes are not special)."""
+    if value.lstrip().startswith("["):
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError:
+            items = None
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            return items
+    return value.split()
+
+
 def command_form(value: str) -> list[str]:
     """Exec form (a JSON array) as it is; shell form wrapped in /bin/sh -c, as docker does."""
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            argv = json.loads(text)
-        except json.JSONDecodeError:
-            argv = None
-        if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
-            return argv
-        # Docker too falls back to the shell form when the JSON is not a list of strings.
-    return ["/bin/sh", "-c", text]
+    argv = exec_form(value)
+    return argv if argv is not None else ["/bin/sh", "-c", value.strip()]
 
 
 def parse_pairs(value: str, instruction: str) -> dict[str, str]:
@@ -49,18 +77,6 @@ def parse_pairs(value: str, instruction: str) -> dict[str, str]:
             raise UsageError(f"{instruction}: {word!r} is not KEY=value", f"e.g. {instruction} KEY=value")
         pairs[key] = val
     return pairs
-
-
-def _list_or_words(value: str) -> list[str]:
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            items = json.loads(text)
-            if isinstance(items, list):
-                return [str(i) for i in items]
-        except json.JSONDecodeError:
-            pass
-    return text.split()
 
 
 def apply(settings: dict[str, Any], instruction: str, value: str) -> None:
@@ -92,7 +108,7 @@ def apply(settings: dict[str, Any], instruction: str, value: str) -> None:
         settings["WorkingDir"] = posixpath.normpath(posixpath.join(base, expand(value.strip(), settings)))
     elif ins == "VOLUME":
         volumes = settings.get("Volumes") or {}
-        for path in _list_or_words(value):
+        for path in json_or_words(value):
             volumes[path] = {}
         settings["Volumes"] = volumes
     elif ins == "STOPSIGNAL":
