@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON_HOST := /usr/bin/python3
 VENV        := .venv
 STAMP       := $(VENV)/.stamp
-APT_PKGS    := python3-venv busybox-static iproute2 tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod skopeo umoci debian-archive-keyring
+APT_PKGS    := python3-venv busybox-static iproute2 iptables tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod skopeo umoci debian-archive-keyring docker-registry apache2-utils openssl
 BENCH_PKGS  := runc crun
 BENCH_ARGS  ?=
 
@@ -33,7 +33,7 @@ endif
 endif
 
 help:
-	@echo "make demo    install what is needed, then replay lessons/demo.cs"
+	@echo "make demo    install what is needed, then replay lesson 08 (the article)"
 	@echo "make test    ruff + pytest (as root: the kernel tests make real containers)"
 	@echo "make bench   cshell vs runc and crun (BENCH_ARGS='--runs 50 --json out.json')"
 	@echo "make deps | venv | vm-image | lint | clean"
@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: deps venv
-	$(VENV)/bin/cshell --script lessons/demo.cs
+	$(VENV)/bin/cshell --script lesson08.cs
 
 # A Debian 12 guest with pure cgroup v2 (the students' VMs) for tests/test_cgroup_v2_vm.py.
 VMDIR ?= /var/tmp/cshell-vm
@@ -75,6 +75,8 @@ bench: deps venv
 	$(call apt_ensure,$(BENCH_PKGS))
 	$(VENV)/bin/python bench/bench_run.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/bench_images.py
+	$(VENV)/bin/python bench/bench_network.py
+	$(VENV)/bin/python bench/bench_registry.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/results

@@ -3,7 +3,7 @@
 
 Measured in one run (median and p90 of --runs N, after one warm-up each):
 
-  run (one-shot)     cshell --root TMP run --rm busybox true        a fresh process each time
+  run (one-shot)     cshell --root TMP run --rm --net none busybox true  a fresh process each time
   run (in-shell)     Runtime.run(RunOptions(busybox, [true], rm))    N calls in ONE python process
   runc run           runc run on an OCI bundle over the same rootfs
   crun run           crun run on that bundle (inside `unshare -m` on a hybrid-cgroup host)
@@ -311,7 +311,8 @@ def main() -> int:
         # 1. one-shot run
         cli = [str(cshell), "--root", str(root)]
         if cshell.exists():
-            measure("run_oneshot", lambda i: timed([*cli, "run", "--rm", "busybox", "true"]))
+            # --net none: runc's bundle has a network namespace with only lo too (bridge: bench_network.py)
+            measure("run_oneshot", lambda i: timed([*cli, "run", "--rm", "--net", "none", "busybox", "true"]))
         else:
             rows["run_oneshot"].update(status="n/a", error=f"no {cshell}")
 

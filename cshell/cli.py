@@ -11,14 +11,23 @@ import sys
 
 from cshell import __version__
 
-USAGE = """usage: cshell [--root DIR] [--explain] [COMMAND [ARGS...] | -c "CMD; CMD" | --script FILE]
+USAGE = """usage: cshell [--root DIR] [--explain] [COMMAND [ARGS...] | -c "CMD; CMD" | --script FILE [LESSON OPTIONS]]
 
 With no command, cshell opens its interactive shell. `cshell help` lists the commands.
   --root DIR       state root (default $CSHELL_ROOT or /var/lib/cshell)
   --explain        show the syscalls and mounts each command makes
   -c "CMD; CMD"    run commands separated by ';'
-  --script FILE    run a script: one command a line, '#' comments
-  --version        print the version"""
+  --script FILE    run a script or a lesson: a .cs path, or a shipped lesson's name (lesson08)
+  --version        print the version
+lesson options (with --script; `help lesson` describes the format):
+  --step           wait for a key after each step: Enter next, b again, s shell, q quit
+  --fast           no pauses at all (CI); the default waits at reading speed
+  --from STEP      start at a step (its number or words of its title); earlier steps run unseen
+  --lang zh|en     the narration's language (default: from LANG / LC_ALL)
+  --typing         show each command as if typed"""
+
+LESSON_FLAGS = ("--step", "--fast", "--typing")
+LESSON_VALUES = ("--from", "--lang")
 
 
 def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
@@ -27,7 +36,7 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
     while i < len(argv):
         word = argv[i]
         name, eq, inline = word.partition("=")
-        if name in ("--root", "-c", "--script"):
+        if name in ("--root", "-c", "--script", *LESSON_VALUES):
             if eq:
                 opts[name] = inline
             elif i + 1 < len(argv):
@@ -35,8 +44,8 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
                 opts[name] = argv[i]
             else:
                 raise SystemExit(f"cshell: {name} needs a value\n{USAGE}")
-        elif word == "--explain":
-            opts["--explain"] = True
+        elif word == "--explain" or word in LESSON_FLAGS:
+            opts[word] = True
         elif word in ("-h", "--help"):
             opts["--help"] = True
         elif word == "--version":
@@ -68,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     from cshell.views.console import Output
 
     out = Output()
+    if "--script" not in opts and any(k in opts for k in (*LESSON_FLAGS, *LESSON_VALUES)):
+        raise SystemExit(f"cshell: {next(k for k in opts if k in (*LESSON_FLAGS, *LESSON_VALUES))} "
+                         f"goes with --script FILE\n{USAGE}")
     interactive = not (words or "-c" in opts or "--script" in opts)
     ctx = Context(StateRoot(opts.get("--root") or None), out, interactive=interactive)  # type: ignore[arg-type]
     ctx.explain = bool(opts.get("--explain"))
@@ -89,9 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     if "--script" in opts:
         from cshell.shell.script import run_script
 
-        return run_script(ctx, str(opts["--script"]))
+        return run_script(ctx, str(opts["--script"]), _lesson_options(opts))
     if words:
         return run_words(ctx, words)
     from cshell.shell.repl import run_repl
 
     return run_repl(ctx)
+
+
+def _lesson_options(opts: dict[str, str | bool]):  # noqa: ANN202 - a cshell.shell.lesson.Options
+    from cshell.shell.lesson import Options, default_lang
+
+    if opts.get("--step") and opts.get("--fast"):
+        raise SystemExit("cshell: --step and --fast do not go together")
+    mode = "step" if opts.get("--step") else "fast" if opts.get("--fast") else "read"
+    lang = str(opts.get("--lang") or default_lang())
+    start = opts.get("--from")
+    return Options(mode=mode, start=str(start) if start else None, lang=lang, typing=bool(opts.get("--typing")))

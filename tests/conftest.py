@@ -2,7 +2,9 @@
 
 Kernel tests (``@pytest.mark.kernel``) make real containers as root, each on
 its own state root, and are checked for leaks afterwards: no new host mount,
-no shim or container process left, no cgroup directory left. A test that
+no shim or container process left, no cgroup directory left, and nothing of
+the state root's network: no veth or bridge (our links carry an alias tag,
+``cshell:BRIDGE[:ID]``), no iptables rule with that tag, no lease. A test that
 leaves a running container fails too (after its containers are removed, so
 one failure does not cascade into the next test).
 """
@@ -75,6 +77,18 @@ def cshell(state_root: Path) -> Cshell:
     def call(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         return run_cshell(state_root, *args, input=input, timeout=timeout)
     return call
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_client_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads or writes the real ~/.cshell/config.json (logins, registry mirrors)."""
+    saved = os.environ.get("CSHELL_CONFIG")
+    os.environ["CSHELL_CONFIG"] = str(tmp_path_factory.mktemp("cshell-config") / "config.json")
+    yield
+    if saved is None:
+        os.environ.pop("CSHELL_CONFIG", None)
+    else:
+        os.environ["CSHELL_CONFIG"] = saved
 
 
 @pytest.fixture
@@ -160,10 +174,37 @@ def _snapshot() -> tuple[set[str], dict[tuple[int, str], str], set[str]]:
     return _mount_lines(), _cshell_processes(), _cgroup_dirs()
 
 
+def _network_leaks(root: Path) -> list[str]:
+    """The state root's network objects still there: links, iptables rules, leases.
+
+    Only this root's: its bridge has a name of its own and every object is tagged
+    with it, so tests running concurrently (other state roots) are never blamed.
+    """
+    from cshell.engine.network import bridge_name
+    from cshell.engine.state import StateRoot
+
+    bridge = bridge_name(StateRoot(root))
+    tag = f"cshell:{bridge}"
+    leaked = []
+    for name in sorted(os.listdir("/sys/class/net")):
+        alias = _read(f"/sys/class/net/{name}/ifalias").strip()
+        if name == bridge or alias.split(" ")[0] == tag or alias.startswith(tag + ":"):
+            leaked.append(f"link: {name} (alias {alias!r})")
+    save = shutil.which("iptables-save", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if save is not None:
+        rules = subprocess.run([save], capture_output=True, text=True, check=False).stdout
+        leaked += [f"iptables rule: {line}" for line in rules.splitlines() if tag in line]
+    leases = root / "network" / "leases"
+    if leases.is_dir():
+        leaked += [f"lease: {p}" for p in sorted(leases.iterdir()) if not p.name.startswith(".")]
+    return leaked
+
+
 def _leaks(before, ours: Path) -> list[str]:  # noqa: ANN001 - a _snapshot()
     mounts0, procs0, cgroups0 = before
     mounts, procs, cgroups = _snapshot()
     leaked = [f"mount: {line}" for line in sorted(mounts - mounts0)]
+    leaked += _network_leaks(ours)
     leaked += [f"process: {desc}" for key, desc in procs.items()
                if key not in procs0 and not _foreign(key[0], ours)]
     for d in sorted(cgroups - cgroups0):

@@ -10,7 +10,10 @@ from cshell.commands import (  # noqa: F401  (registration)
     containers,
     images,
     layers,
+    lesson,
+    network,
     ns,
+    remote,
     shell,
     transfer,
 )

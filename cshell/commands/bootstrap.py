@@ -16,7 +16,8 @@ from cshell.commands.registry import Opt, Pos, command
     group="images",
     docker="docker pull (of the official image it stands in for)",
     details="""
-Docker Hub is out of reach here, so the base images are made locally:
+Where Docker Hub is out of reach (as on the machines cshell is built on),
+the base images are made locally:
 
 - `busybox`: Debian's busybox-static, one static binary and its applet links
 - `debian:bookworm` (also `debian:12`): `mmdebstrap --variant=minbase bookworm`
@@ -34,8 +35,9 @@ Packages come from the mirror in this machine's apt sources (else
 deb.debian.org). The first build takes a minute; its layer tar is cached in
 /var/cache/cshell/bootstrap (the package versions in a .json beside it), so
 later ones, in any state root, take seconds. --force rebuilds it from the
-mirror. `run`, `build` (FROM) and friends bootstrap these images themselves
-when they are missing. Each is labelled org.cshell.source=bootstrap.""",
+mirror. `run`, `build` (FROM) and friends pull a missing image first; when no
+registry can be reached (or `CSHELL_OFFLINE=1`), they bootstrap these images
+themselves, saying so in one line. Each is labelled org.cshell.source=bootstrap.""",
 )
 def image_bootstrap(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.bootstrap import build

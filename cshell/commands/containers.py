@@ -7,7 +7,7 @@ import os
 from types import SimpleNamespace
 
 from cshell.commands.context import Context
-from cshell.commands.registry import COMMAND, CONTAINER, IMAGE, RUNNING, Opt, Pos, command
+from cshell.commands.registry import COMMAND, CONTAINER, IMAGE, NETMODE, RUNNING, Opt, Pos, command
 from cshell.errors import UsageError
 
 ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it from here)", "K=V", multi=True)
@@ -30,6 +30,11 @@ def _check_tty(args: SimpleNamespace) -> None:
         Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
         ENV, WORKDIR,
         Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker)", "NAME"),
+        Opt(("-p", "--publish"), "publish a container port on the host: [IP:][HOSTPORT:]CTRPORT[/tcp|udp]",
+            "SPEC", multi=True),
+        Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
+        Opt(("--net", "--network"), "bridge (default), none, host, or container:NAME", "MODE",
+            complete=NETMODE),
     ),
     positionals=(Pos("image", "the image to start from", complete=IMAGE),
                  Pos("cmd", "the command and its arguments (default: the image's CMD)",
@@ -47,7 +52,30 @@ pivot_root()s into it (never chroot) and execs your command as PID 1.
 Like docker: without -d you are attached and the exit status is the
 container's; Ctrl-C sends SIGINT to PID 1 (a second Ctrl-C kills it, since a
 PID 1 ignores signals it has no handler for). Turn on `explain on` to watch
-each syscall and mount as it happens.""",
+each syscall and mount as it happens.
+
+Networks (`--net`), docker's four modes:
+
+- **bridge** (default): a veth pair, one end on the bridge (`cshell0` for the
+  default state root), the other the container's `eth0` with its own address
+  and a default route via the bridge; /etc/hosts gets the address. As in
+  docker, the address is held while the container runs: `stop` releases it and
+  `start` takes the lowest free one again (usually the same).
+- **none**: only `lo`.
+- **host**: the host's own network namespace (its interfaces, its ports, its hostname).
+- **container:NAME**: the network namespace of the running container NAME: the
+  same `eth0`, address and ports, no veth of its own (`ns ls` shows one net inode).
+
+`-p 8080:80` makes the container's port 80 answer on port 8080 of every host
+address, 127.0.0.1 included (`-p 127.0.0.1:8080:80` on one address, `-p 80` on
+a free port, `/udp` for UDP, `8000-8001:80-81` for ranges; `-P` publishes the
+image's EXPOSEd ports). As docker without its userland proxy: the host port is
+reserved (bound, never listening) and iptables DNAT rules redirect the traffic:
+PREROUTING for other machines, OUTPUT for this host's own connections,
+MASQUERADE so replies to 127.0.0.1 come back. `net inspect NAME` lists them.
+Other machines reach the port when the host forwards (`net.ipv4.ip_forward=1`);
+containers reach beyond the host only with masquerading, off by default
+(`net config masquerade=on`).""",
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.containers import RunOptions
@@ -55,7 +83,8 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     _check_tty(args)
     opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
-                      env=args.env, workdir=args.workdir, hostname=args.hostname)
+                      env=args.env, workdir=args.workdir, hostname=args.hostname,
+                      network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all)
     container, code = ctx.runtime.run(opts)
     if code is None:
         ctx.out.text(container.id)

@@ -20,6 +20,7 @@ from cshell.record import record
 CONTAINER, RUNNING, IMAGE, NSKIND, COMMAND, TARGET, FILE = (
     "container", "running", "image", "nskind", "command", "target", "file")
 CTR_OR_IMAGE = "container_or_image"  # layer stack/whereis take either
+NETMODE = "netmode"  # bridge, none, host, container:NAME
 
 
 @record(frozen=True)

@@ -124,13 +124,17 @@ def can_bootstrap(ref: str) -> bool:
     return recipe_for(ref) is not None
 
 
-def bootstrap(store: Store, ref: str) -> Image:
-    """Store.get of a missing base image: build it, saying so in one line."""
+def bootstrap(store: Store, ref: str, unreachable: str | None = None) -> Image:
+    """Store.get of a missing base image: build it, saying so in one line
+    (and why: ``unreachable`` names the registry a pull could not reach)."""
     recipe = recipe_for(ref)
     assert recipe is not None  # the store asked can_bootstrap first
     how = "a local stand-in from Debian packages, not Docker Hub's image" if recipe.slow else \
         "it from Debian's busybox-static"
-    trace.info(f"image {ref} is not here yet: building {how} (first use only)")
+    if unreachable:
+        trace.info(f"image {ref} is not here yet and {unreachable} is out of reach: building {how} instead")
+    else:
+        trace.info(f"image {ref} is not here yet: building {how} (first use only)")
     return build(store, ref, announce=False).image
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from cshell.engine import cgroups, namespaces, terminal, trace
 from cshell.engine.init import ProcessSpec
 from cshell.engine.joining import spawn_joined
+from cshell.engine.network import NetPlan, Network, parse_mode
 from cshell.engine.processes import (
     StatusChannel,
     alive,
@@ -32,7 +33,7 @@ from cshell.engine.processes import (
 )
 from cshell.engine.rootfs import RootfsPlan, make_init_layer
 from cshell.engine.shim import ShimIO, now, run_shim
-from cshell.engine.state import StateRoot, new_id, read_json, write_json
+from cshell.engine.state import StateRoot, atomic_write, new_id, read_json, write_json
 from cshell.errors import (
     Conflict,
     ContainerCommandError,
@@ -44,6 +45,7 @@ from cshell.errors import (
 )
 from cshell.record import factory, record
 
+PARTIAL_DOWNLOAD_AGE = 24 * 3600  # a pull's .part files wait this long for a pull to resume them
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
               "quiet", "sharp", "swift", "tender", "vivid", "wise", "zen")
@@ -64,7 +66,11 @@ class RunOptions:
     workdir: str | None = None
     hostname: str | None = None
     entrypoint: list[str] | None = None  # None: the image's; []: none (a build's RUN ignores it)
-    network: str = "none"  # none: a new netns with only lo; host: the host's network namespace
+    # bridge | none | host | container:NAME. The `run` command defaults to bridge, as docker
+    # does; the library default stays none (build's RUN steps, the in-process benchmark).
+    network: str = "none"
+    publish: list[str] = factory(list)  # -p specs, docker's syntax
+    publish_all: bool = False  # -P: every EXPOSEd port of the image, on free host ports
     builder: bool = False  # a build step's container: reconcile removes it once its builder is gone
 
 
@@ -164,8 +170,36 @@ class Container:
                 "Entrypoint": cfg.get("entrypoint"), "Image": cfg["image"],
                 "WorkingDir": cfg["workdir"], "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
             },
-            "HostConfig": {"AutoRemove": cfg["auto_remove"]},
+            "HostConfig": {"AutoRemove": cfg["auto_remove"], "NetworkMode": cfg.get("network", "none"),
+                           "PortBindings": _port_bindings(cfg.get("ports", [])),
+                           "PublishAllPorts": bool(cfg.get("publish_all"))},
+            "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
         }
+
+
+def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    """HostConfig.PortBindings: what was asked for ("" for a port chosen at start)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in ports:
+        out.setdefault(f"{p['ctr_port']}/{p['proto']}", []).append(
+            {"HostIp": p.get("host_ip", ""), "HostPort": str(p["host_port"] or "")})
+    return out
+
+
+def network_settings(net: dict[str, Any] | None) -> dict[str, Any]:
+    """docker inspect's .NetworkSettings: filled while the container runs, empty after."""
+    net = net or {}
+    ports: dict[str, list[dict[str, str]]] = {}
+    for p in net.get("ports", []):
+        ports.setdefault(f"{p['ctr_port']}/{p['proto']}", []).append(
+            {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
+    ip, prefix, gateway, mac = (net.get(k, "") for k in ("ip", "prefixlen", "gateway", "mac"))
+    settings = {"Bridge": net.get("bridge", ""), "Ports": ports, "IPAddress": ip, "IPPrefixLen": prefix or 0,
+                "Gateway": gateway, "MacAddress": mac, "Networks": {}}
+    if ip:
+        settings["Networks"]["bridge"] = {"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
+                                          "MacAddress": mac}
+    return settings
 
 
 @record
@@ -189,8 +223,13 @@ def _default_resolv_conf() -> bytes:
         text = Path("/etc/resolv.conf").read_text()
     except OSError:
         return b""
-    # A loopback resolver on the host (systemd-resolved) is unreachable from a new netns.
-    keep = [ln for ln in text.splitlines() if not re.match(r"\s*nameserver\s+(127\.|::1)", ln)]
+    # A loopback resolver on the host (systemd-resolved) is unreachable from a new netns:
+    # like docker, take systemd-resolved's upstream servers instead, else drop it.
+    loopback = re.compile(r"\s*nameserver\s+(127\.|::1)")
+    if any(loopback.match(ln) for ln in text.splitlines()):
+        with contextlib.suppress(OSError):
+            text = Path("/run/systemd/resolve/resolv.conf").read_text()
+    keep = [ln for ln in text.splitlines() if not loopback.match(ln)]
     return ("\n".join(keep) + "\n").encode()
 
 
@@ -241,16 +280,23 @@ class Runtime:
         if opts.name is not None and not NAME_RE.match(opts.name):
             raise UsageError(f"invalid container name {opts.name!r}",
                              "names use letters, digits and _ . - and start with a letter or digit")
+        mode = parse_mode(opts.network)
+        joined = self._join_target(mode, opts) if mode.startswith("container:") else None
+        if joined is not None:
+            mode = f"container:{joined.id}"  # docker keeps the id: a rename cannot redirect it
         image = self.store.get(opts.image)
         self.store.ensure_unpacked(image)
         img_cfg = image.config.get("config", {})
+        ports = _published_ports(opts, mode, img_cfg)
         entrypoint = (img_cfg.get("Entrypoint") or []) if opts.entrypoint is None else opts.entrypoint
         cmd = opts.cmd or img_cfg.get("Cmd") or []
         argv = [*entrypoint, *cmd]
         if not argv:
             raise UsageError(f"no command given and image {image.ref} has none", "add one: run IMAGE CMD …")
         cid = new_id()
-        hostname = opts.hostname or cid[:12]
+        # docker: --net host takes the host's name, container:X takes X's, else the short id
+        hostname = opts.hostname or (joined.config["hostname"] if joined
+                                     else os.uname().nodename if mode == "host" else cid[:12])
         env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
                         ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
         with self.root.locked():
@@ -265,20 +311,19 @@ class Runtime:
                 (d / sub).mkdir()
             make_init_layer(d / "init")
             (d / "hostname").write_text(hostname + "\n")
-            (d / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                     f"127.0.1.1\t{hostname}\n")
+            (d / "hosts").write_text(hosts_text(f"127.0.1.1\t{hostname}"))
             (d / "resolv.conf").write_bytes(_default_resolv_conf())
             if opts.network == "host":  # docker copies the host's files for --network host
-                for name in ("hosts", "resolv.conf"):
+                for etc in ("hosts", "resolv.conf"):  # not `name`: that is the container's
                     with contextlib.suppress(OSError):
-                        shutil.copyfile(f"/etc/{name}", d / name)
+                        shutil.copyfile(f"/etc/{etc}", d / etc)
             write_json(d / "config.json", {
                 "id": cid, "name": name, "created": now(), "image": image.ref, "image_id": image.id,
                 "layers": [str(layer.path) for layer in image.layers],
                 "argv": argv, "cmd": cmd, "entrypoint": entrypoint or None, "env": env,
                 "workdir": opts.workdir or img_cfg.get("WorkingDir") or "/", "hostname": hostname,
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
-                "network": opts.network,
+                "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
                    if opts.builder else {}),
             })
@@ -307,18 +352,26 @@ class Runtime:
         elif interactive:
             io.stdin_r, launch.stdin_w = os.pipe()
             os.set_inheritable(launch.stdin_w, False)
+        try:
+            net = self._prepare_network(c)
+        except BaseException:
+            for fd in (status_w, trace_w, io.stdin_r, io.pty_slave, io.pty_master, launch.stdin_w):
+                if fd is not None:
+                    os.close(fd)
+            channel.close()
+            raise
         spec = ProcessSpec(argv=c.config["argv"], env=c.config["env"], cwd=c.config["workdir"],
-                           tty=tty, hostname=c.config["hostname"],
-                           host_network=c.config.get("network") == "host")
+                           tty=tty, hostname=c.config["hostname"], net=net.init_net)
         plan = c.rootfs_plan()
         middle = os.fork()
         if middle == 0:
             if os.fork() == 0:
-                keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave}
+                keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave, *net.fds()}
                 close_all_but({fd for fd in keep if fd is not None})
-                run_shim(c, spec, plan, io)
+                run_shim(c, spec, plan, io, net)
             os._exit(0)
         os.waitpid(middle, 0)
+        net.close_fds()  # the shim holds them now (the reserved ports, the joined namespace)
         for fd in (status_w, trace_w, io.stdin_r, io.pty_slave):
             if fd is not None:
                 os.close(fd)
@@ -335,7 +388,53 @@ class Runtime:
         c.state = read_json(c.dir / "state.json")
         return launch
 
+    def _prepare_network(self, c: Container) -> NetPlan:
+        """Bridge, lease and reserved ports (or the namespace to join), and /etc/hosts to match."""
+        from cshell.engine.portmap import PortBinding
+
+        mode = c.config.get("network", "none")
+        join_pid = self._running_join_target(mode) if mode.startswith("container:") else 0
+        ports = [PortBinding.from_json(p) for p in c.config.get("ports", [])]
+        net = Network(self.root).prepare(c.id, mode, ports, join_pid)
+        try:
+            if net.mode == "bridge":  # docker's line: the address, then the hostname
+                names = dict.fromkeys([c.config["hostname"], c.name])  # the name too, unless the same
+                atomic_write(c.dir / "hosts", hosts_text(f"{net.ip}\t{' '.join(names)}").encode())
+            elif net.mode == "container":  # docker shares the joined container's files too
+                joined = self.get(mode.partition(":")[2])
+                for etc in ("hosts", "resolv.conf"):
+                    shutil.copyfile(joined.dir / etc, c.dir / etc)
+        except BaseException:
+            net.close_fds()
+            Network(self.root).release(c.id)
+            raise
+        return net
+
+    def _join_target(self, mode: str, opts: RunOptions) -> Container:
+        """--net container:REF at create: it must exist, and docker's conflicting options are refused."""
+        if opts.hostname:
+            raise UsageError("conflicting options: hostname and the network mode",
+                             "a container that joins another's network takes its hostname; drop -h")
+        ref = mode.partition(":")[2]
+        target = self.get(ref)
+        if target.config.get("network", "").startswith("container:"):
+            target = self.get(target.config["network"].partition(":")[2])  # join the owner itself
+        return target
+
+    def _running_join_target(self, mode: str) -> int:
+        ref = mode.partition(":")[2]
+        try:
+            target = self.get(ref)
+        except NotFound:
+            raise NotFound(f"cannot join the network of container {ref[:12]}: it no longer exists",
+                           "remove this container and run it again with another --net") from None
+        if not target.alive():
+            raise Conflict(f"cannot join the network of {target.name}: it is not running",
+                           f"start it first: start {target.name}")
+        return target.pid
+
     def _discard(self, c: Container) -> None:
+        Network(self.root).release(c.id)
         cgroups.remove(c.id)
         c.delete_files()
 
@@ -415,6 +514,7 @@ class Runtime:
 
     def _record_exit_if_lost(self, c: Container) -> None:
         if c.state.get("status") == "running" and not c.alive():
+            Network(self.root).release(c.id)  # the shim that would have done it is gone
             cgroups.remove(c.id)
             with contextlib.suppress(FileNotFoundError):
                 c.save_state(status="exited", pid=0, finished_at=now(),
@@ -430,6 +530,7 @@ class Runtime:
             self.kill(c, signal.SIGKILL)
             wait_pid_exit(c.pid, 5)
             self._wait_recorded(c)
+        Network(self.root).release(c.id)  # normally done by the shim; not if it was killed
         left = cgroups.remove(c.id)
         if left:
             raise RuntimeFailure(f"cgroup {left[0]} is still busy", "a process escaped the container; kill it and retry")
@@ -444,7 +545,8 @@ class Runtime:
         since another shell may be making it right now.
         """
         fixed = [*_remove_stale(self.root.layers.glob("*.unpacking")), *cgroups.remove_orphans(),
-                 *_remove_stale(self.root.images.glob("blobs/sha256/.ingest-*"))]
+                 *_remove_stale(self.root.images.glob("blobs/sha256/.ingest-*")),
+                 *_remove_stale(self.root.path.glob("distribution/*/*"), min_age=PARTIAL_DOWNLOAD_AGE)]
         if not self.root.containers.is_dir():
             return fixed
         for d in self.root.containers.iterdir():
@@ -462,7 +564,15 @@ class Runtime:
                         and not alive(c.state.get("shim_pid", 0)):
                     self._record_exit_if_lost(c)
                     fixed.append(c.id)
-        return fixed
+        return fixed + Network(self.root).reconcile(self._holds_network)
+
+    def _holds_network(self, cid: str) -> bool:
+        """Its PID 1 runs, or its shim does (and will release the network itself)."""
+        try:
+            c = Container(self.root.container_dir(cid))
+        except (FileNotFoundError, ValueError):
+            return False
+        return c.alive() or alive(c.state.get("shim_pid", 0))
 
     # -- logs -----------------------------------------------------------------------------
 
@@ -521,6 +631,35 @@ def _orphaned_build_step(c: Container) -> bool:
     """A build's RUN container whose builder process is gone (killed mid-build)."""
     builder = c.config.get("builder")
     return bool(builder) and process_start_time(builder["pid"]) != builder["start"]
+
+
+def hosts_text(own_line: str) -> str:
+    """/etc/hosts as docker writes it: localhost, the IPv6 names, then the container's own line."""
+    return ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+            f"ff02::2\tip6-allrouters\n{own_line}\n")
+
+
+def _published_ports(opts: RunOptions, mode: str, img_cfg: dict[str, Any]) -> list:
+    """-p and -P as bindings (host port 0: chosen at each start); docker's conflicts refused."""
+    if not (opts.publish or opts.publish_all):
+        return []
+    from cshell.engine import portmap
+
+    if mode.startswith("container:"):
+        raise UsageError("conflicting options: port publishing and the container type network mode",
+                         "publish the ports on the container whose network is joined")
+    if mode == "host":
+        trace.info("WARNING: published ports are discarded when using host network mode (as in docker)")
+        return []
+    if mode == "none":
+        raise UsageError("--net none has no network to publish ports on", "drop -p/-P, or use --net bridge")
+    ports = [b for spec in opts.publish for b in portmap.parse_publish(spec)]
+    if opts.publish_all:
+        given = {b.key for b in ports}
+        ports += [b for b in portmap.parse_exposed(img_cfg.get("ExposedPorts")) if b.key not in given]
+    portmap.check_unique(ports)
+    return ports
 
 
 def expand_env(items: list[str]) -> list[str]:

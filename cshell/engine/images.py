@@ -91,6 +91,7 @@ def inspect(image: Image) -> dict[str, Any]:
     return {
         "Id": image.id,
         "RepoTags": image.refs,
+        "RepoDigests": image.repo_digests,
         "Created": image.created,
         "Author": image.config.get("author", ""),
         "Architecture": image.config.get("architecture", ""),

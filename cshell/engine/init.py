@@ -37,7 +37,9 @@ class ProcessSpec:
     cwd: str = "/"
     tty: bool = False
     hostname: str = ""
-    host_network: bool = False  # --network host: keep the host's network namespace
+    # new: unshare a network namespace (only lo); ready: the shim made ours and wires it;
+    # inherit: keep the one we were forked in (--net host, or container:NAME's, joined by the shim).
+    net: str = "new"
 
 
 def bring_up_loopback() -> None:
@@ -104,18 +106,19 @@ def exec_error(argv0: str, e: OSError) -> tuple[int, str]:
 def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_w: int,
                    stdio: tuple[int, int, int], pty_path: str | None) -> NoReturn:
     try:
-        flags = CONTAINER_NAMESPACES & ~sc.CLONE_NEWNET if spec.host_network else CONTAINER_NAMESPACES
+        flags = CONTAINER_NAMESPACES if spec.net == "new" else CONTAINER_NAMESPACES & ~sc.CLONE_NEWNET
         trace.step(f"unshare({sc.clone_flag_names(flags)})")
         sc.unshare(flags)
         rootfs.prepare_rootfs(plan, pty_path)
         trace.step(f"sethostname({spec.hostname!r})")
         sc.sethostname(spec.hostname)
-        if not spec.host_network:
+        if spec.net != "inherit":  # a joined namespace's lo is its owner's business
             bring_up_loopback()
-        # The shim moves us into our cgroup while we build the rootfs (a cgroup move
-        # waits for an RCU grace period, ~10 ms). Only then may the cgroup namespace
-        # be made: its root is the group we are in at that moment.
-        os.read(sync_r, 1)
+        # The shim moves us into our cgroup (a cgroup move waits for an RCU grace
+        # period, ~10 ms) and wires our network while we build the rootfs. Only then
+        # may the cgroup namespace be made: its root is the group we are in at that moment.
+        if os.read(sync_r, 1) != b"g":
+            os._exit(125)  # the shim gave up (and reports why): never exec half-set-up
         os.close(sync_r)
         trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWCGROUP)})  # our cgroup becomes '/'")
         sc.unshare(sc.CLONE_NEWCGROUP)

@@ -21,8 +21,11 @@ from typing import NoReturn
 
 from cshell.engine import cgroups, init, trace
 from cshell.engine import syscalls as sc
+from cshell.engine.network import InitNetns, NetPlan, Network
 from cshell.engine.processes import exit_code_of, process_start_time, report
 from cshell.engine.rootfs import RootfsPlan
+from cshell.engine.state import StateRoot
+from cshell.errors import CShellError
 from cshell.record import record
 
 
@@ -80,17 +83,17 @@ def _detach_from_shell(io: ShimIO) -> None:
         os.close(devnull)
 
 
-def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) -> NoReturn:
+def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan) -> NoReturn:
     """Never returns: the process exits when the container has ended."""
     code = 1
     try:
-        code = _monitor(container, spec, plan, io)
+        code = _monitor(container, spec, plan, io, net)
     except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
         report(io.status_w, f"error 125\tshim failed: {e}")
     os._exit(code)
 
 
-def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) -> int:
+def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan) -> int:
     _detach_from_shell(io)
     trace.set_listener(None)  # the shell's listener is not ours to call
     trace.forward_to(io.trace_w)
@@ -112,30 +115,37 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) ->
 
     trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWPID)})  # the next child is PID 1")
     sc.unshare(sc.CLONE_NEWPID)
+    network = Network(StateRoot(net.root or container.dir.parent.parent))
+    netns = network.enter_for_init(net)
     pid = os.fork()
     if pid == 0:
         os.close(sync_w)
         os.close(err_r)
         init.container_init(spec, plan, sync_r, err_w, stdio, io.pty_path)
+    network.leave(netns)
     for fd in (sync_r, err_w, *{fd for fd in stdio if fd > 2}):
         os.close(fd)
+    failure = _wire(network, net, netns, pid)
     # The init may fail its setup (e.g. the overlay mount) and exit before this:
     # then its error is waiting in err_r, and that is what the user must see.
-    with contextlib.suppress(ProcessLookupError, BrokenPipeError):
-        cgroups.add_process(container.id, pid)
-        os.write(sync_w, b"g")
-    os.close(sync_w)
+    if not failure:
+        with contextlib.suppress(ProcessLookupError, BrokenPipeError):
+            cgroups.add_process(container.id, pid)
+            os.write(sync_w, b"g")
+    os.close(sync_w)  # without a "g", PID 1 exits instead of exec'ing
     with os.fdopen(err_r, "rb") as f:
-        failure = f.read().decode(errors="replace")  # empty: execve succeeded
+        failure = f.read().decode(errors="replace") or failure  # empty: execve succeeded
     if failure:
         os.waitpid(pid, 0)
+        _release(network, container.id, net)
         cgroups.remove(container.id)
         code, _, message = failure.partition("\t")
         report(io.status_w, f"error {code}\t{message}")
         return 0
 
     state.update(status="running", pid=pid, pid_start=process_start_time(pid),
-                 shim_pid=os.getpid(), started_at=now(), exit_code=0, error="")
+                 shim_pid=os.getpid(), started_at=now(), exit_code=0, error="",
+                 network=net.state())
     report(io.status_w, f"started {pid}")
     trace.forward_to(None)
     if io.trace_w is not None:
@@ -144,12 +154,38 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO) ->
     _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
     exit_code = exit_code_of(status)
+    _release(network, container.id, net, drop_bridge=False)
     cgroups.remove(container.id)
-    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0)
+    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={})
     if container.config.get("auto_remove"):
         container.delete_files()
     report(io.status_w, f"exit {exit_code}")
+    if net.mode == "bridge":  # slow (~50 ms): nobody waits for it
+        with contextlib.suppress(CShellError, OSError):
+            network.drop_bridge()
     return 0
+
+
+def _wire(network: Network, net: NetPlan, netns: InitNetns | None, pid: int) -> str:
+    """Wire PID 1's network while it builds its rootfs; "" or "CODE<TAB>MESSAGE"."""
+    if netns is None:
+        return ""
+    try:
+        network.wire(net, netns, pid)
+    except (CShellError, OSError) as e:
+        netns.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return f"125\t{getattr(e, 'message', None) or f'network setup failed: {e}'}"
+    return ""
+
+
+def _release(network: Network, cid: str, net: NetPlan, drop_bridge: bool = True) -> None:
+    """The container's veth, rules and lease; then its reserved host ports are free again."""
+    if net.mode == "bridge":
+        with contextlib.suppress(CShellError, OSError):
+            network.release(cid, drop_bridge)
+    net.close_fds()
 
 
 def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> None:

@@ -104,6 +104,7 @@ class Image:
     config: dict[str, Any]
     layers: list[Layer] = factory(list)
     refs: list[str] = factory(list)  # the names that point at it (may be none)
+    repo_digests: list[str] = factory(list)  # NAME@DIGEST it was pulled as or pushed to (find fills it)
 
     @property
     def ref(self) -> str:
@@ -300,8 +301,7 @@ class Store:
     def find(self, ref: str) -> Image | None:
         """By NAME[:TAG], NAME@DIGEST, image id (or a unique prefix of it)."""
         if "@" in ref:
-            digest = ref.rsplit("@", 1)[1]
-            return next((i for i in self.list(all=True) if i.manifest_digest == digest), None)
+            return self._find_by_digest(ref)
         bare = ref.removeprefix("sha256:")
         if is_digest_hex(bare) or (len(bare) >= 4 and ":" not in ref and all(c in "0123456789abcdef" for c in bare)):
             by_id = [i for i in self.list(all=True) if i.id.removeprefix("sha256:").startswith(bare)]
@@ -314,8 +314,48 @@ class Store:
             if self._name(m) == name:
                 image = self._load(m["digest"], self._names_of(m["digest"]))
                 image.refs.sort(key=lambda r: r != name)  # the name asked for comes first
+                image.repo_digests = self.repo_digests(image)
                 return image
         return None
+
+    def _find_by_digest(self, ref: str) -> Image | None:
+        """NAME@DIGEST: our manifest's digest, or the registry's one it was pulled or pushed by."""
+        digest = ref.rsplit("@", 1)[1]
+        images = self.list(all=True)
+        found = next((i for i in images if i.manifest_digest == digest), None)
+        if found is None and ref_pattern().match(ref):
+            from cshell.engine.distribution import parse_remote  # NAME@ as docker names it
+
+            wanted = f"{parse_remote(ref).familiar}@{digest}"
+            found = next((i for i in images if wanted in self.repo_digests(i)), None)
+        if found is not None:
+            found.repo_digests = self.repo_digests(found)
+        return found
+
+    # -- repo digests: the registry's name for an image ---------------------------------------
+
+    @property
+    def _repo_digests_path(self) -> Path:
+        return self.root.path / "distribution" / "repodigests.json"
+
+    def repo_digests(self, image: Image) -> list[str]:
+        """``busybox@sha256:…`` per repository it was pulled from or pushed to (docker's RepoDigests)."""
+        if not self._repo_digests_path.exists():
+            return []
+        return list(read_json(self._repo_digests_path).get(image.id, []))
+
+    def add_repo_digest(self, image: Image, name_at_digest: str) -> None:
+        """One per repository: a newer digest of the same repository replaces the older one."""
+        path = self._repo_digests_path
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with self.root.locked():
+            doc = read_json(path) if path.exists() else {}
+            repo = name_at_digest.rsplit("@", 1)[0]
+            kept = [d for d in doc.get(image.id, []) if d.rsplit("@", 1)[0] != repo]
+            doc[image.id] = [*kept, name_at_digest]
+            live = {i.id for i in self.list(all=True)}
+            write_json(path, {k: v for k, v in doc.items() if k in live})
+        image.repo_digests = doc[image.id]
 
     def _names_of(self, manifest_digest: str) -> list[str]:
         return [n for m in self._index()["manifests"] if m["digest"] == manifest_digest and (n := self._name(m))]
@@ -327,15 +367,12 @@ class Store:
         return image
 
     def get(self, ref: str) -> Image:
-        """Like get_local, but builds a missing base image that has a local recipe."""
+        """Like get_local, but pulls a missing image (or builds a base that has a local recipe)."""
         image = self.find(ref)
-        if image is None:
-            from cshell.engine import bootstrap  # only when an image is missing
+        if image is None:  # docker run/build pull it; offline, a base with a local recipe is built
+            from cshell.engine.distribution import fetch_missing
 
-            if bootstrap.can_bootstrap(ref):
-                return bootstrap.bootstrap(self, ref)
-            raise NotFound(f"no such image: {ref}",
-                           "`images` lists what is here; `image bootstrap busybox` (or debian:bookworm) builds a base")
+            return fetch_missing(self, ref)
         return image
 
     def _load(self, manifest_digest: str, refs: list[str]) -> Image:

@@ -25,6 +25,7 @@ from cshell.commands.registry import (
     CTR_OR_IMAGE,
     FILE,
     IMAGE,
+    NETMODE,
     NSKIND,
     REGISTRY,
     RUNNING,
@@ -263,6 +264,9 @@ class CshellCompleter(Completer):
             yield from _matching(self.cache.images(), current)
         elif hint == NSKIND:
             yield from self._ns_kinds(current)
+        elif hint == NETMODE:
+            modes = ["bridge", "none", "host", *(f"container:{c.name}" for c in self.cache.running())]
+            yield from _matching(modes, current)
         elif hint == COMMAND:
             # a cshell command name (`help ns join`); a command line inside a container is never offered
             yield from self._command_words(given, current)

@@ -1,46 +1,26 @@
-"""Scripts: one cshell command a line, `#` comments, `!CMD` for host commands.
+"""Scripts: `cshell --script FILE` and `lesson run NAME`.
 
-Each command is echoed as if typed, then run; the script stops at the first
-command that fails, naming the file and line. (Lessons extend this format.)
+A script is one cshell command a line, `#` comments and `!CMD` host
+commands, plus the lesson directives (``help lesson``; the parser is
+``scriptparse``, the runner ``lesson``). The whole script is checked before
+its first line runs; then each command is echoed as if typed and run, and the
+script stops at the first command that fails or the first check that does
+not hold, naming the file and line. FILE is a path, or the name of a lesson
+shipped with cshell (``lesson08`` or ``lesson08.cs``), from any directory.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cshell.commands.context import Context
-from cshell.commands.dispatch import run_line
-from cshell.errors import CShellError, NotFound
+from cshell.errors import CShellError
+from cshell.shell.lesson import Options, default_lang
 
 
-def read_script(path: str) -> list[tuple[int, str]]:
+def run_script(ctx: Context, path: str, opts: Options | None = None) -> int:
+    from cshell.shell.lesson import run
+
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise NotFound(f"no such script: {path}", "give the path of a .cs file") from None
-    except OSError as e:
-        raise CShellError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
-    lines = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            lines.append((number, line))
-    return lines
-
-
-def run_script(ctx: Context, path: str) -> int:
-    try:
-        lines = read_script(path)
+        return run(ctx, path, opts or Options(lang=default_lang()))
     except CShellError as e:
         ctx.out.error(e)
         return 1
-    for number, line in lines:
-        ctx.out.text(ctx.out._paint("\x1b[1;32m", "cshell> ") + line)
-        status = run_line(ctx, line)
-        if ctx.wants_exit:
-            return status
-        if status != 0:
-            ctx.out.error(CShellError(f"{path}:{number}: `{line}` exited with status {status}",
-                                      "the script stops at the first command that fails"))
-            return status
-    return 0

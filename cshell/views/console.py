@@ -109,11 +109,15 @@ class Output:
         else:
             self._emit(self.err, self._paint(DIM, "  … " + text) + "\n")
 
-    _bar_label: str | None = None
+    # Progress bars: one line per label, drawn together as a block and redrawn in place
+    # (concurrent layer downloads each have one). The block ends when all are finished.
+    _bars: dict[str, str] | None = None  # label -> its current line
+    _finished: set[str] | None = None
     _bar_drawn = 0.0
+    _lines_drawn = 0
 
     def _progress(self, label: str, done: str, total: str) -> None:
-        """One bar on one line, redrawn in place on a terminal (at most ~20 times a second)."""
+        """Redrawn at most ~20 times a second; a new or finished bar is drawn at once."""
         import time
 
         finished = bool(total) and float(done) >= float(total)
@@ -121,24 +125,39 @@ class Output:
             if finished:
                 self._emit(self.err, f"  … {label}: done\n")
             return
-        now = time.monotonic()
-        if label == self._bar_label and not finished and now - self._bar_drawn < 0.05:
-            return
-        self._bar_label, self._bar_drawn = label, now
-        if total:
-            frac = min(float(done) / float(total), 1.0)
-            bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
-            line = f"  {label} {bar} {frac * 100:5.1f}%"
-        else:
-            line = f"  {label} … {done}"
-        self._emit(self.err, "\r\x1b[2K" + self._paint(CYAN, line) + ("\n" if finished else ""))
+        if self._bars is None or self._finished is None:
+            self._bars, self._finished = {}, set()
+        new = label not in self._bars
+        self._bars[label] = self._bar_line(label, done, total)
         if finished:
-            self._bar_label = None
+            self._finished.add(label)
+        now = time.monotonic()
+        if not (new or finished) and now - self._bar_drawn < 0.05:
+            return
+        self._bar_drawn = now
+        self._draw_bars()
+        if self._finished >= set(self._bars):
+            self._end_progress()
+
+    @staticmethod
+    def _bar_line(label: str, done: str, total: str) -> str:
+        if not total:
+            return f"  {label} … {done}"
+        frac = min(float(done) / float(total), 1.0) if float(total) else 1.0
+        bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
+        return f"  {label} {bar} {frac * 100:5.1f}%"
+
+    def _draw_bars(self) -> None:
+        assert self._bars is not None
+        up = f"\x1b[{self._lines_drawn - 1}A" if self._lines_drawn > 1 else ""
+        lines = "\n".join("\x1b[2K" + self._paint(CYAN, line) for line in self._bars.values())
+        self._emit(self.err, up + "\r" + lines)
+        self._lines_drawn = len(self._bars)
 
     def _end_progress(self) -> None:
-        if self._bar_label is not None:
+        if self._bars:
             self._emit(self.err, "\n")
-            self._bar_label = None
+        self._bars, self._finished, self._lines_drawn = None, None, 0
 
     def _err_tty(self) -> bool:
         try:

@@ -40,9 +40,18 @@ def status_text(c: Container) -> str:
     return "Created"
 
 
+def ports_text(c: Container) -> str:
+    """docker ps's PORTS: 0.0.0.0:8080->80/tcp, while the container runs."""
+    if c.status != "running":
+        return ""
+    ports = (c.state.get("network") or {}).get("ports", [])
+    return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port']}->{p['ctr_port']}/{p['proto']}"
+                     for p in ports)
+
+
 def ps_table(containers: list[Container], no_trunc: bool = False) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"):
+    for col in ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"):
         table.add_column(col, no_wrap=True)
     now = time.time()
     for c in containers:
@@ -52,6 +61,7 @@ def ps_table(containers: list[Container], no_trunc: bool = False) -> Table:
         created = human_duration(now - parse_time(c.config["created"])) + " ago"
         table.add_row(
             c.id if no_trunc else c.short_id, c.config["image"].removesuffix(":latest"),
-            f'"{command}"', created, Text(status_text(c), style=STATUS_STYLE.get(c.status, "")), c.name,
+            f'"{command}"', created, Text(status_text(c), style=STATUS_STYLE.get(c.status, "")),
+            ports_text(c), c.name,
         )
     return table

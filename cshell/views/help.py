@@ -10,7 +10,7 @@ from rich.text import Text
 from cshell.commands.registry import REGISTRY, Command
 
 GROUPS = (("containers", "Containers"), ("images", "Images"), ("namespaces", "Namespaces"),
-          ("rootfs", "Root filesystem (layers)"), ("shell", "The shell"))
+          ("network", "Network"), ("rootfs", "Root filesystem (layers)"), ("shell", "The shell"))
 
 
 def overview() -> Group:
@@ -41,7 +41,8 @@ def command_help(cmd: Command) -> Group:
         table.add_column(style="cyan", no_wrap=True)
         table.add_column()
         for opt in cmd.options:
-            table.add_row(", ".join(opt.names) + (f" {opt.value}" if opt.value else ""), opt.help)
+            # Text, not markup: a help like "[IP:]PORT[/tcp|udp]" must not read as rich tags.
+            table.add_row(", ".join(opt.names) + (f" {opt.value}" if opt.value else ""), Text(opt.help))
         parts.append(table)
     if cmd.example:
         parts.append(Text.assemble(("example: ", "bold"), (cmd.example, "green")))

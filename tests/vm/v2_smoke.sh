@@ -6,10 +6,11 @@ repo=$1
 export PYTHONPATH="$repo:$repo/.venv/lib/python3.11/site-packages"
 root=$(mktemp -d /tmp/v2root.XXXXXX)
 cs() { python3 -m cshell --root "$root" "$@"; }
+# --net none: this guest is about cgroup v2 and has no bridge/veth modules
 
 echo "CHECK hierarchy $(stat -f -c %T /sys/fs/cgroup)"
-echo "CHECK run-cgroupns $(cs run --rm busybox cat /proc/self/cgroup)"
-id=$(cs run -d --name a busybox sleep 300)
+echo "CHECK run-cgroupns $(cs run --rm --net none busybox cat /proc/self/cgroup)"
+id=$(cs run -d --net none --name a busybox sleep 300)
 group=/sys/fs/cgroup/cshell/$id
 pid=$(cs inspect --format '{{.State.Pid}}' a)
 echo "CHECK group-exists $([ -d "$group" ] && echo yes || echo no)"
