@@ -76,6 +76,8 @@ bench: deps venv
 	$(VENV)/bin/python bench/bench_run.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/bench_images.py
 	$(VENV)/bin/python bench/bench_network.py
+	$(VENV)/bin/python bench/bench_cgroups.py
+	$(VENV)/bin/python bench/bench_volumes.py
 	$(VENV)/bin/python bench/bench_registry.py
 
 clean:

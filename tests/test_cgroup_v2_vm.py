@@ -52,3 +52,26 @@ def test_containers_on_cgroup_v2() -> None:
     assert checks.get("ns-differ") == "yes", checks
     assert checks.get("group-removed") == "yes", checks
     assert checks.get("containers-left") == "0", checks
+    _assert_v2_limits(checks)
+
+
+def _assert_v2_limits(checks: dict[str, str]) -> None:
+    """docker's flags in v2's files, `cgroup set/show`, and the kernel enforcing them."""
+    assert checks.get("v2-memory-max") == str(64 << 20), checks
+    assert checks.get("v2-swap-max") == str(32 << 20), checks  # --memory-swap 96m: swap = 96m - 64m
+    assert checks.get("v2-cpu-max") == "50000 100000", checks
+    assert checks.get("v2-cpu-weight") == "20", checks  # 1 + (512 - 2) * 9999 // 262142
+    assert checks.get("v2-pids-max") == "50", checks
+    assert checks.get("v2-set") == f"{128 << 20} 100 30000_100000", checks
+    assert checks.get("v2-show") == "3", checks
+    assert checks.get("v2-set-v1-name") == "1", checks  # a v1 file name is not in a v2 group
+    assert checks.get("v2-lim-removed") == "yes", checks
+    assert checks.get("v2-inside", "").split() == ["40", "1", "40", "/"], checks  # read-only, own group
+    assert checks.get("v2-cpuset") == "0", checks
+    assert checks.get("v2-bad-limit") == "1 0", checks
+    assert checks.get("v2-oom-exit") == "137", checks
+    assert checks.get("v2-oom-killed") == "true", checks
+    current, refused = checks.get("v2-pids-current", "99 0").split()
+    assert int(current) <= 10 and int(refused) > 0, checks
+    assert int(checks.get("v2-throttled") or 0) > 0, checks
+    assert checks.get("v2-groups-left") == "0", checks

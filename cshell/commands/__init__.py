@@ -7,6 +7,7 @@ own with ``@command``); the modules import the engine and views lazily.
 from cshell.commands import (  # noqa: F401  (registration)
     bootstrap,
     build,
+    cgroup,
     containers,
     images,
     layers,
@@ -16,6 +17,7 @@ from cshell.commands import (  # noqa: F401  (registration)
     remote,
     shell,
     transfer,
+    volume,
 )
 from cshell.commands.registry import REGISTRY, Command, lookup, parse
 

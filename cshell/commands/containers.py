@@ -14,6 +14,55 @@ ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it fr
 INTERACTIVE = Opt(("-i", "--interactive"), "keep stdin open and pass it to the container")
 TTY = Opt(("-t", "--tty"), "give the process a real pseudo-terminal (job control, Ctrl-C)")
 WORKDIR = Opt(("-w", "--workdir"), "working directory inside the container", "DIR")
+LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
+LIMIT_OPTIONS = (
+    Opt(("-m", "--memory"), "memory limit (b, k, m, g; at least 6m): memory.limit_in_bytes / memory.max", "SIZE"),
+    Opt(("--memory-swap",), "memory plus swap (-1: unlimited swap; default 2 x --memory)", "SIZE"),
+    Opt(("--cpus",), "CPU time, e.g. 0.5: cpu.cfs_quota_us / cpu.max over a 100 ms period", "N"),
+    Opt(("--cpu-shares",), "relative CPU weight (default 1024): cpu.shares / cpu.weight", "N"),
+    Opt(("--cpuset-cpus",), "CPUs the container may run on, e.g. 0 or 0-1: cpuset.cpus", "LIST"),
+    Opt(("--pids-limit",), "most processes at once (-1: unlimited): pids.max", "N"),
+)
+LIMITS_HELP = """Resource limits, docker's flags, written into the container's cgroup by the shim
+right after it creates the group and before PID 1 is moved in. The file names
+differ between cgroup v1 (this kind of host: one directory per controller,
+/sys/fs/cgroup/CONTROLLER/cshell/ID) and v2 (one directory, /sys/fs/cgroup/cshell/ID):
+
+| flag | cgroup v1 file | cgroup v2 file |
+|---|---|---|
+| --memory 64m | memory.limit_in_bytes = 67108864 | memory.max = 67108864 |
+| --memory-swap 128m | memory.memsw.limit_in_bytes = 134217728 | memory.swap.max = 67108864 (swap - memory) |
+| --cpus 0.5 | cpu.cfs_quota_us = 50000, cpu.cfs_period_us = 100000 | cpu.max = "50000 100000" |
+| --cpu-shares 512 | cpu.shares = 512 | cpu.weight = 1 + (512 - 2) x 9999 / 262142 = 20 |
+| --cpuset-cpus 0 | cpuset.cpus = 0 (and cpuset.mems copied) | cpuset.cpus = 0 |
+| --pids-limit 100 | pids.max = 100 | pids.max = 100 |
+
+Impossible values (less than 6m of memory, --cpus 0 or more than the machine's
+CPUs, CPUs that do not exist) are refused before anything is made. A process
+the OOM killer kills ends the container with 137 and `inspect` shows
+.State.OOMKilled true. Inside, /proc/self/cgroup shows `/` (the cgroup
+namespace) and /sys/fs/cgroup is the container's own group, read-only: it cannot
+raise its own limits. `cgroup show NAME` shows the files; `cgroup set` changes them."""
+VOLUMES_HELP = """Volumes and bind mounts (`-v`, `--mount`, `--tmpfs`), as docker:
+
+- `-v /test`: an anonymous volume, a new directory `volumes/<64 hex>/_data`
+  under the state root; `-v data:/test` a named one (made if missing, kept
+  until `volume rm`). `rm -v` (and `--rm`) remove anonymous volumes.
+- `-v /home:/test`: a bind mount of a host directory. As docker's `-v` does, a
+  missing host directory is created (empty, root's); `--mount type=bind` refuses
+  it instead. A source that is not absolute (`data:/x`) is a volume *name*;
+  write `./dir` for a directory relative to here. `:ro` makes it read-only.
+- copyData: a NEW (empty) volume mounted over an image path that has content
+  gets that content copied in first (modes, owners, symlinks as symlinks), so
+  `-v /etc` still shows the image's /etc. A bind mount copies nothing: it HIDES
+  the image's files under the host directory's. `volume-nocopy` turns copyData off.
+- The mounts are made by the container's init, inside its own mount namespace,
+  after the overlay and before pivot_root: the host's mount table never shows
+  them. Each target is resolved inside the container root (openat2
+  RESOLVE_IN_ROOT), created if missing, and mounted through /proc/self/fd/N,
+  so a symlink in the image cannot redirect a mount onto a host path.
+- `commit` keeps the mount-point directory (empty) but never a volume's
+  content: files written there land in the volume, not in the writable layer."""
 
 
 def _check_tty(args: SimpleNamespace) -> None:
@@ -35,6 +84,11 @@ def _check_tty(args: SimpleNamespace) -> None:
         Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
         Opt(("--net", "--network"), "bridge (default), none, host, or container:NAME", "MODE",
             complete=NETMODE),
+        Opt(("-v", "--volume"), "a volume or bind mount: /PATH (anonymous), NAME:/PATH, /HOST:/PATH, + :ro",
+            "SPEC", multi=True),
+        Opt(("--mount",), "type=bind|volume|tmpfs,source=…,target=…[,readonly]", "SPEC", multi=True),
+        Opt(("--tmpfs",), "a tmpfs at PATH[:size=64m] (noexec, nosuid, nodev)", "PATH", multi=True),
+        *LIMIT_OPTIONS,
     ),
     positionals=(Pos("image", "the image to start from", complete=IMAGE),
                  Pos("cmd", "the command and its arguments (default: the image's CMD)",
@@ -75,7 +129,9 @@ PREROUTING for other machines, OUTPUT for this host's own connections,
 MASQUERADE so replies to 127.0.0.1 come back. `net inspect NAME` lists them.
 Other machines reach the port when the host forwards (`net.ipv4.ip_forward=1`);
 containers reach beyond the host only with masquerading, off by default
-(`net config masquerade=on`).""",
+(`net config masquerade=on`).
+
+""" + LIMITS_HELP + "\n\n" + VOLUMES_HELP,
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.containers import RunOptions
@@ -84,7 +140,9 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
                       env=args.env, workdir=args.workdir, hostname=args.hostname,
-                      network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all)
+                      network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
+                      volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs,
+                      **{k: getattr(args, k) for k in LIMIT_FIELDS})
     container, code = ctx.runtime.run(opts)
     if code is None:
         ctx.out.text(container.id)
@@ -229,7 +287,8 @@ def start(ctx: Context, args: SimpleNamespace) -> int:
 
 @command(
     "rm", "remove containers",
-    options=(Opt(("-f", "--force"), "kill a running container first"),),
+    options=(Opt(("-f", "--force"), "kill a running container first"),
+             Opt(("-v", "--volumes"), "remove its anonymous volumes too (named ones stay)")),
     positionals=(Pos("containers", "containers to remove", many=True, complete=CONTAINER),),
     example="rm -f web",
     docker="docker rm",
@@ -238,6 +297,6 @@ def start(ctx: Context, args: SimpleNamespace) -> int:
 def rm(ctx: Context, args: SimpleNamespace) -> int:
     containers = [ctx.runtime.get(ref) for ref in args.containers]  # all exist, or change nothing
     for ref, c in zip(args.containers, containers, strict=True):
-        ctx.runtime.remove(c, force=args.force)
+        ctx.runtime.remove(c, force=args.force, volumes=args.volumes)
         ctx.out.text(ref)
     return 0

@@ -21,6 +21,14 @@ def help_(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.views.help import command_help, overview
 
     if args.topic:
+        from cshell.commands.registry import REGISTRY
+
+        family = [c for n, c in REGISTRY.items() if n.startswith(args.topic[0] + " ")]
+        if len(args.topic) == 1 and args.topic[0] not in REGISTRY and family:  # `help volume`, `help net`
+            ctx.out.print(command_help(family[0]))
+            for c in family[1:]:
+                ctx.out.text(f"  {c.name:<16} {c.summary}")
+            return 0
         cmd, extra = lookup(args.topic)
         ctx.out.print(command_help(cmd))
     else:

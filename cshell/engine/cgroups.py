@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cshell.engine import syscalls as sc
 from cshell.engine import trace
 from cshell.errors import RuntimeFailure
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_SUPER_MAGIC = 0x63677270
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
-V2_CONTROLLERS = ("memory", "pids", "cpu")
+V2_CONTROLLERS = ("memory", "pids", "cpu", "cpuset")
 GROUP = "cshell"
 
 
@@ -29,12 +30,17 @@ def is_v2() -> bool:
     return (CGROUP_ROOT / "cgroup.controllers").exists()
 
 
-def container_dirs(cid: str) -> list[Path]:
-    """Every cgroup directory that belongs to the container (existing or not)."""
+def container_dirs(cid: str, cpuset: bool = False) -> list[Path]:
+    """Every cgroup directory that belongs to the container (existing or not).
+
+    v1: the cpuset group is made only for --cpuset-cpus, so it is listed when asked
+    for or when it exists.
+    """
     if is_v2():
         return [CGROUP_ROOT / GROUP / cid]
     dirs = []
-    for controller in V1_CONTROLLERS:
+    wanted = cpuset or (CGROUP_ROOT / "cpuset" / GROUP / cid).is_dir()
+    for controller in V1_CONTROLLERS + (("cpuset",) if wanted else ()):
         base = CGROUP_ROOT / controller
         # cpu and cpuacct are often the same hierarchy (cpu,cpuacct): list it once.
         if base.is_dir() and base.resolve() not in [d.parent.parent.resolve() for d in dirs]:
@@ -51,16 +57,38 @@ def _enable_v2_controllers(parent: Path) -> None:
             (parent / "cgroup.subtree_control").write_text(wanted)
 
 
-def create(cid: str) -> list[Path]:
-    dirs = container_dirs(cid)
+def create(cid: str, cpuset: bool = False) -> list[Path]:
+    dirs = container_dirs(cid, cpuset)
     for d in dirs:
         if not d.parent.exists():
             d.parent.mkdir(exist_ok=True)
             if is_v2():
                 _enable_v2_controllers(d.parent)
+        if cpuset and is_v2():
+            _enable_v2_cpuset(d.parent)
         trace.step(f"mkdir {d}")
         d.mkdir(exist_ok=True)
     return dirs
+
+
+def _enable_v2_cpuset(parent: Path) -> None:
+    """v2 --cpuset-cpus: the cpuset controller must be delegated down to cshell/ (as runc does)."""
+    for d in (parent.parent, parent):
+        control = d / "cgroup.subtree_control"
+        if "cpuset" not in control.read_text().split():
+            trace.step(f"echo +cpuset > {control}")
+            with contextlib.suppress(OSError):
+                control.write_text("+cpuset")
+
+
+def prepare_cpuset(group: Path) -> None:
+    """v1: a cpuset group starts with no CPUs and no memory nodes; copy them down from the root."""
+    for d in (group.parent, group):
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not (d / name).read_text().strip():
+                value = (d.parent / name).read_text().strip()
+                trace.step(f"echo {value} > {d / name}")
+                (d / name).write_text(value)
 
 
 def add_process(cid: str, pid: int) -> None:
@@ -98,7 +126,7 @@ def remove_orphans(min_age: float = 10) -> list[str]:
     rmdir refuses a group that still has processes, so a running container is
     never touched; the age check spares one whose shim is filling it right now.
     """
-    parents = [CGROUP_ROOT / GROUP] if is_v2() else [CGROUP_ROOT / c / GROUP for c in V1_CONTROLLERS]
+    parents = [CGROUP_ROOT / GROUP] if is_v2() else [CGROUP_ROOT / c / GROUP for c in (*V1_CONTROLLERS, "cpuset")]
     removed = []
     for parent in parents:
         if not parent.is_dir():
@@ -148,3 +176,46 @@ def processes(cid: str) -> list[int]:
         with contextlib.suppress(OSError):
             pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
     return sorted(pids)
+
+
+def own_hierarchies() -> list[str]:
+    """The hierarchies in which we sit in a cshell group, from /proc/self/cgroup.
+
+    "memory", "cpu,cpuacct"… on v1; "" for the v2 hierarchy. Read before the cgroup
+    namespace is made: after it, every path shows as "/".
+    """
+    out = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if path.startswith(f"/{GROUP}/"):
+                out.append(controllers)
+    return out
+
+
+def mount_view(hierarchies: list[str]) -> None:
+    """Inside the container, after unshare(CLONE_NEWCGROUP): its own group as /sys/fs/cgroup, read-only.
+
+    A cgroup filesystem mounted inside a cgroup namespace shows the namespace's root,
+    i.e. the container's group, and nothing above it (docker does the same).
+    """
+    ro = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    target = "/sys/fs/cgroup"
+    if "" in hierarchies:
+        _mount("cgroup2", target, "cgroup2", ro)
+        return
+    _mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+    for controllers in hierarchies:
+        name = controllers.removeprefix("name=")
+        os.mkdir(f"{target}/{name}")
+        _mount("cgroup", f"{target}/{name}", "cgroup", ro, controllers)
+        for single in controllers.split(","):
+            if single != name and not single.startswith("name="):
+                os.symlink(name, f"{target}/{single}")  # cpu -> cpu,cpuacct, as on the host
+    _mount("tmpfs", target, None, sc.MS_REMOUNT | ro)
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    trace.step(f"mount({source!r}, {target!r}, {fstype or 'none'!r}, {sc.mount_flag_names(flags)}"
+               + (f", {data})" if data else ")"))
+    sc.mount(source, target, fstype, flags, data)

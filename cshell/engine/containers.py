@@ -22,6 +22,7 @@ from typing import Any
 from cshell.engine import cgroups, namespaces, terminal, trace
 from cshell.engine.init import ProcessSpec
 from cshell.engine.joining import spawn_joined
+from cshell.engine.limits import parse as parse_limits
 from cshell.engine.network import NetPlan, Network, parse_mode
 from cshell.engine.processes import (
     StatusChannel,
@@ -34,6 +35,7 @@ from cshell.engine.processes import (
 from cshell.engine.rootfs import RootfsPlan, make_init_layer
 from cshell.engine.shim import ShimIO, now, run_shim
 from cshell.engine.state import StateRoot, atomic_write, new_id, read_json, write_json
+from cshell.engine.volumes import inspect_mounts, materialize, parse_all
 from cshell.errors import (
     Conflict,
     ContainerCommandError,
@@ -45,6 +47,7 @@ from cshell.errors import (
 )
 from cshell.record import factory, record
 
+LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
 PARTIAL_DOWNLOAD_AGE = 24 * 3600  # a pull's .part files wait this long for a pull to resume them
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
@@ -72,6 +75,16 @@ class RunOptions:
     publish: list[str] = factory(list)  # -p specs, docker's syntax
     publish_all: bool = False  # -P: every EXPOSEd port of the image, on free host ports
     builder: bool = False  # a build step's container: reconcile removes it once its builder is gone
+    volumes: list[str] = factory(list)  # -v [SOURCE:]TARGET[:ro]
+    mounts: list[str] = factory(list)  # --mount type=…,source=…,target=…
+    tmpfs: list[str] = factory(list)  # --tmpfs /path[:size=…]
+    # docker's resource flags, as typed (checked by limits.parse before anything is made)
+    memory: str | None = None
+    memory_swap: str | None = None
+    cpus: str | None = None
+    cpu_shares: str | None = None
+    cpuset_cpus: str | None = None
+    pids_limit: str | None = None
 
 
 @record
@@ -132,11 +145,17 @@ class Container:
         return RootfsPlan(
             lowerdirs=[str(self.dir / "init"), *reversed(self.config["layers"])],
             upperdir=str(self.dir / "rw"), workdir=str(self.dir / "work"),
-            merged=str(self.dir / "merged"), state_dir=str(self.dir),
+            merged=str(self.dir / "merged"), state_dir=str(self.dir), mounts=self.config.get("mounts", []),
         )
 
-    def delete_files(self) -> None:
+    def delete_files(self, volumes: bool = False) -> None:
+        """The container's directory; with volumes=True (rm -v, --rm) its anonymous volumes too."""
         shutil.rmtree(self.dir, ignore_errors=True)
+        if volumes and self.config.get("mounts"):
+            from cshell.engine.state import StateRoot
+            from cshell.engine.volumes import remove_anonymous
+
+            remove_anonymous(StateRoot(self.dir.parent.parent), self.config["mounts"])
 
     def inspect(self) -> dict[str, Any]:
         """Docker's `inspect` shape, for the fields cshell has."""
@@ -174,6 +193,7 @@ class Container:
                            "PortBindings": _port_bindings(cfg.get("ports", [])),
                            "PublishAllPorts": bool(cfg.get("publish_all"))},
             "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
+            "Mounts": inspect_mounts(cfg.get("mounts", [])),
         }
 
 
@@ -275,11 +295,13 @@ class Runtime:
 
     def create(self, opts: RunOptions) -> Container:
         require_root()
+        limits = parse_limits({k: getattr(opts, k) for k in LIMIT_FIELDS})
         self.root.ensure()
         check_overlay_supported()
         if opts.name is not None and not NAME_RE.match(opts.name):
             raise UsageError(f"invalid container name {opts.name!r}",
                              "names use letters, digits and _ . - and start with a letter or digit")
+        mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
         mode = parse_mode(opts.network)
         joined = self._join_target(mode, opts) if mode.startswith("container:") else None
         if joined is not None:
@@ -324,6 +346,8 @@ class Runtime:
                 "workdir": opts.workdir or img_cfg.get("WorkingDir") or "/", "hostname": hostname,
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
+                "mounts": materialize(self.root, mount_specs),
+                "limits": limits,
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
                    if opts.builder else {}),
             })
@@ -381,11 +405,14 @@ class Runtime:
             self._discard(c)
             hint = ("check the command's name and that it exists in the image (run IMAGE ls /bin)"
                     if code in (126, 127) else "the kernel refused a setup step; `explain on` shows which")
+            if message.startswith("cgroup write refused"):
+                hint = "the kernel refused that limit: `help run` lists the ranges; nothing was created"
             if message.startswith("overlay mount failed"):
                 hint = ("the state root must be on a filesystem that can hold an overlay upper dir "
                         "(ext4, xfs, tmpfs; not overlayfs): choose another with --root DIR")
             raise ContainerCommandError(message, hint, exit_code=code)
-        c.state = read_json(c.dir / "state.json")
+        with contextlib.suppress(FileNotFoundError):  # --rm: a fast container may be gone already
+            c.state = read_json(c.dir / "state.json")
         return launch
 
     def _prepare_network(self, c: Container) -> NetPlan:
@@ -436,7 +463,7 @@ class Runtime:
     def _discard(self, c: Container) -> None:
         Network(self.root).release(c.id)
         cgroups.remove(c.id)
-        c.delete_files()
+        c.delete_files(volumes=True)
 
     def start(self, c: Container) -> Container:
         require_root()
@@ -521,7 +548,7 @@ class Runtime:
                              exit_code=c.state.get("exit_code") or 255,
                              error="the shim ended before the container; exit status unknown")
 
-    def remove(self, c: Container, force: bool = False) -> None:
+    def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         require_root()
         if c.alive():
             if not force:
@@ -535,7 +562,7 @@ class Runtime:
         if left:
             raise RuntimeFailure(f"cgroup {left[0]} is still busy", "a process escaped the container; kill it and retry")
         trace.step(f"rm -rf {c.dir}")
-        c.delete_files()
+        c.delete_files(volumes)
 
     def reconcile(self) -> list[str]:
         """On start-up: make state.json tell the truth and drop what a crash left half-made.

@@ -21,7 +21,7 @@ import struct
 import termios
 from typing import NoReturn
 
-from cshell.engine import rootfs, trace
+from cshell.engine import cgroups, rootfs, trace
 from cshell.engine import syscalls as sc
 from cshell.record import record
 
@@ -120,8 +120,10 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
         if os.read(sync_r, 1) != b"g":
             os._exit(125)  # the shim gave up (and reports why): never exec half-set-up
         os.close(sync_r)
+        hierarchies = cgroups.own_hierarchies()
         trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWCGROUP)})  # our cgroup becomes '/'")
         sc.unshare(sc.CLONE_NEWCGROUP)
+        cgroups.mount_view(hierarchies)  # /sys/fs/cgroup: our own group only, read-only
     except OSError as e:
         fail(err_w, 125, setup_error(e, plan))
     trace.step(f"close fds >= 3; chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")

@@ -343,10 +343,20 @@ def split_path(path: str) -> list[str]:
 def runtime_mounts(c: Container) -> list[RuntimeMount]:
     """The mounts rootfs.prepare_rootfs puts over the overlay, most specific first."""
     mounts = [RuntimeMount(f"/etc/{name}", "bind", str(c.dir / name), False) for name in ETC_FILES]
-    # Volumes (a later issue) go here too: one RuntimeMount("/test", "bind", host dir, True) per -v.
+    # Volumes, binds and tmpfs (-v, --mount, --tmpfs): deepest first, so /a/b wins over /a.
+    user = sorted(c.config.get("mounts", []), key=lambda m: m["destination"].count("/"), reverse=True)
+    mounts = [RuntimeMount(m["destination"], _mount_kind(m), m["source"], m.get("is_dir", True)) for m in user] \
+        + mounts
     mounts += [RuntimeMount("/proc", "proc", "proc", True), RuntimeMount("/sys", "sysfs", "sysfs", True),
                RuntimeMount("/dev", "tmpfs", "tmpfs", True)]
     return mounts
+
+
+def _mount_kind(m: dict) -> str:
+    """volume (name), bind or tmpfs, as `layer whereis` prints it."""
+    if m["type"] == "volume":
+        return f"volume {m['name'][:12]}" + (" (anonymous)" if m.get("anonymous") else "")
+    return "host bind" if m["type"] == "bind" else m["type"]
 
 
 def _mount_for(mounts: list[RuntimeMount], path: str) -> RuntimeMount | None:

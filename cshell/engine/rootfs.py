@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cshell.engine import syscalls as sc
 from cshell.engine import trace
-from cshell.record import record
+from cshell.record import factory, record
 
 # Files the runtime owns: placeholders in the init layer, real files bind-mounted
 # from the container's state directory (so `commit` never carries them).
@@ -36,6 +36,8 @@ class RootfsPlan:
     workdir: str
     merged: str
     state_dir: str
+    # config.json's "mounts" (volumes, binds, tmpfs), parents first; see mounts.py
+    mounts: list[dict] = factory(list)
 
     @property
     def overlay_options(self) -> str:
@@ -118,4 +120,8 @@ def prepare_rootfs(plan: RootfsPlan, pty_path: str | None = None) -> None:
     mount_dev(plan.merged)
     if pty_path:
         bind_console(plan.merged, pty_path)
+    if plan.mounts:  # volumes: resolved inside the root, mounted before pivot_root
+        from cshell.engine.mounts import mount_all
+
+        mount_all(plan.merged, plan.mounts)
     pivot_into(plan.merged)

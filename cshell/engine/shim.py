@@ -21,6 +21,8 @@ from typing import NoReturn
 
 from cshell.engine import cgroups, init, trace
 from cshell.engine import syscalls as sc
+from cshell.engine.limits import apply as apply_limits
+from cshell.engine.limits import oom_killed
 from cshell.engine.network import InitNetns, NetPlan, Network
 from cshell.engine.processes import exit_code_of, process_start_time, report
 from cshell.engine.rootfs import RootfsPlan
@@ -98,7 +100,15 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     trace.set_listener(None)  # the shell's listener is not ours to call
     trace.forward_to(io.trace_w)
     state = StateWriter(container)
-    cgroups.create(container.id)
+    limits = container.config.get("limits") or {}
+    cgroups.create(container.id, cpuset="cpuset_cpus" in limits)
+    try:  # before PID 1 is in the group: it never runs unlimited
+        apply_limits(container.id, limits)
+    except CShellError as e:
+        cgroups.remove(container.id)
+        net.close_fds()
+        report(io.status_w, f"error 125\t{e.message}")
+        return 0
 
     sync_r, sync_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -144,7 +154,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         return 0
 
     state.update(status="running", pid=pid, pid_start=process_start_time(pid),
-                 shim_pid=os.getpid(), started_at=now(), exit_code=0, error="",
+                 shim_pid=os.getpid(), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
     trace.forward_to(None)
@@ -154,11 +164,12 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
     exit_code = exit_code_of(status)
+    oom = oom_killed(container.id)  # read before the group is gone
     _release(network, container.id, net, drop_bridge=False)
     cgroups.remove(container.id)
-    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={})
+    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={}, oom_killed=oom)
     if container.config.get("auto_remove"):
-        container.delete_files()
+        container.delete_files(volumes=True)  # docker's --rm takes the anonymous volumes too
     report(io.status_w, f"exit {exit_code}")
     if net.mode == "bridge":  # slow (~50 ms): nobody waits for it
         with contextlib.suppress(CShellError, OSError):

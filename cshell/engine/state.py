@@ -5,6 +5,7 @@ Layout (Docker/containerd names where they exist)::
     ROOT/images/            OCI image layout: oci-layout, index.json, blobs/sha256/
     ROOT/layers/<chain>/    one unpacked image layer: diff/ and layer.json
     ROOT/containers/<id>/   config.json, state.json, init/, rw/, work/, merged/, log
+    ROOT/volumes/<name>/    _data/ (what the container sees) and volume.json (docker's local driver)
     ROOT/lock               flock taken while names and ids are handed out
 """
 

@@ -443,6 +443,15 @@ capture INODE_B = /^(\d+) \S+\/b$/
 expect /^$INODE_A \S+\/b\na\.txt\n$INODE_B \S+\/b\nb\.txt$/
 !grep -q "$LESSON_TMP/b" /proc/self/mountinfo && echo "the host saw it" || echo "the host never saw that mount"
 expect the host never saw that mount
+say:
+  en: cshell's `bind` does the same in a child's private mount namespace and
+      lines the inode numbers up: `b` leads to `a`'s inode while mounted, and
+      to its own again after `umount`.
+  zh: cshell 的 `bind` 命令在一个子进程的私有 Mount Namespace 里做同样的事，并把
+      inode 号排在一起：挂载期间 `b` 指向 `a` 的 inode，`umount` 之后又回到它自己的。
+bind $LESSON_TMP/a $LESSON_TMP/b
+expect /after mount --bind\s+$INODE_A\b/
+expect never showed it
 
 step "Think 1: the cgroup namespace" / "思考题一：cgroup Namespace"
 say:

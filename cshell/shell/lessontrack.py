@@ -121,7 +121,7 @@ class Tracker:
                 continue
             try:
                 c = self.ctx.runtime.get(str(entry["id"]))
-                self.ctx.runtime.remove(c, force=True)
+                self.ctx.runtime.remove(c, force=True, volumes=True)  # its anonymous volumes too
                 removed.append(f"container {entry['name']}")
             except NotFound:
                 pass

@@ -227,6 +227,9 @@ def whereis_view(w: Whereis) -> RenderableType:
     parts: list[RenderableType] = [_verdict(w)]
     if w.mount is not None and w.mount.fstype == "bind":
         parts.append(Text.assemble(("  on disk:  ", "bold"), w.mount.source))
+    elif w.mount is not None and _user_mount(w.mount.fstype):
+        sub = w.path[len(w.mount.dest):]
+        parts.append(Text.assemble(("  on disk:  ", "bold"), w.mount.source + sub))
     elif w.probe is not None and w.probe.host_path:
         parts.append(Text.assemble(("  on disk:  ", "bold"), w.probe.host_path, (f"  ({_what(w.probe)})", "dim")))
     if w.lower is not None and w.lower_probe is not None and w.lower_probe.host_path:
@@ -234,6 +237,11 @@ def whereis_view(w: Whereis) -> RenderableType:
                                    (f"  ({w.lower.label}, {_what(w.lower_probe)})", "dim")))
     parts.append(_trail_table(w))
     return Group(*parts)
+
+
+def _user_mount(fstype: str) -> bool:
+    """A -v/--mount volume or host bind (engine/layers.py runtime_mounts names them so)."""
+    return fstype.startswith("volume") or fstype == "host bind"
 
 
 def _what(p: Probe) -> str:
@@ -249,6 +257,10 @@ def _verdict(w: Whereis) -> Text:
             text.append(" is a runtime bind mount from the container's state dir, over the init layer's "
                         "empty placeholder:\n  no layer holds it, writes go to the state dir file, "
                         "and commit never keeps it", style="yellow")
+        elif _user_mount(m.fstype):
+            text.append(f" is under {m.dest}, a {m.fstype} mount from {m.source} (made in the container's "
+                        "mount namespace before pivot_root):\n  no layer holds it, writes go to the "
+                        f"{m.fstype.split()[0]}, and commit never keeps it", style="yellow")
         else:
             text.append(f" is inside {m.dest}: the runtime mounts a fresh {m.fstype} there, in the "
                         "container's mount namespace; no layer holds it", style="yellow")

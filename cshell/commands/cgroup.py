@@ -1,0 +1,80 @@
+"""Cgroup commands: change a running container's limits, and see its cgroup files."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from cshell.commands.context import Context
+from cshell.commands.registry import CONTAINER, RUNNING, Pos, command
+from cshell.errors import Conflict
+
+FILES_HELP = """
+v1 (one directory per controller: /sys/fs/cgroup/CONTROLLER/cshell/ID) and v2
+(one directory: /sys/fs/cgroup/cshell/ID) name the same limits differently:
+
+| limit | cgroup v1 | cgroup v2 |
+|---|---|---|
+| memory | memory.limit_in_bytes | memory.max |
+| memory + swap | memory.memsw.limit_in_bytes | memory.swap.max (swap only) |
+| CPU time | cpu.cfs_quota_us / cpu.cfs_period_us | cpu.max ("QUOTA PERIOD") |
+| CPU weight | cpu.shares (2-262144) | cpu.weight (1-10000) |
+| CPUs | cpuset.cpus | cpuset.cpus |
+| processes | pids.max | pids.max |
+| memory used | memory.usage_in_bytes, memory.max_usage_in_bytes | memory.current, memory.peak |
+| throttling | cpu.stat nr_throttled, throttled_time (ns) | cpu.stat nr_throttled, throttled_usec |
+| OOM kills | memory.oom_control oom_kill | memory.events oom_kill |"""
+
+
+@command(
+    "cgroup set", "change a running container's limits (docker update), or any of its cgroup files",
+    positionals=(Pos("container", "a running container", complete=RUNNING),
+                 Pos("values", "KEY=VALUE: memory, memory-swap, cpus, cpu-shares, cpuset-cpus, pids, "
+                     "or a file name such as cpu.cfs_quota_us", many=True)),
+    example="cgroup set web memory=64m cpus=0.5 pids=100",
+    group="cgroups",
+    docker="docker update",
+    details="""
+Each KEY=VALUE becomes one write into the container's own cgroup directory,
+shown as `echo VALUE > FILE` (turn on `explain on`). Docker's keys take docker's
+units (memory=64m, cpus=0.5 -> a quota of 50000 us per 100000 us); a raw file
+name (cpu.cfs_quota_us=50000 on v1, memory.max=64m is not a unit the kernel
+reads: write bytes) is written as is, and only a file inside the container's
+own groups. Every value is checked before the first write.
+""" + FILES_HELP,
+)
+def cgroup_set(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine import limits
+
+    c = ctx.runtime.get(args.container)
+    if not c.running:
+        raise Conflict(f"container {c.name} is not running, so it has no cgroup",
+                       f"start it first (start {c.name}), or give limits to run")
+    for path, value in limits.set_values(c.id, args.values):
+        ctx.out.text(f"{path} = {value}")
+    return 0
+
+
+@command(
+    "cgroup show", "show a container's cgroup directories: limit files, their values and usage",
+    positionals=(Pos("container", "a running container", complete=CONTAINER),),
+    example="cgroup show web",
+    group="cgroups",
+    docker="cat /sys/fs/cgroup/.../cshell/ID/*",
+    details="""
+A tree with one branch per cgroup directory of the container (v1: one per
+controller; v2: one), each limit file with its full path and current value
+("max" or 9223372036854771712 mean no limit), then the usage: memory used and
+its peak, how often the CPU quota throttled the container, processes now.
+""" + FILES_HELP,
+)
+def cgroup_show(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine import cgroups, limits
+    from cshell.views.cgroup import cgroup_tree
+
+    c = ctx.runtime.get(args.container)
+    groups = limits.show(c.id)
+    if not groups:
+        raise Conflict(f"container {c.name} has no cgroup now (it is not running)",
+                       f"start it first: start {c.name}")
+    ctx.out.print(cgroup_tree(c.name, "v2" if cgroups.is_v2() else "v1", groups))
+    return 0
