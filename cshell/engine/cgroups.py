@@ -60,15 +60,24 @@ def _enable_v2_controllers(parent: Path) -> None:
 def create(cid: str, cpuset: bool = False) -> list[Path]:
     dirs = container_dirs(cid, cpuset)
     for d in dirs:
-        if not d.parent.exists():
-            d.parent.mkdir(exist_ok=True)
-            if is_v2():
-                _enable_v2_controllers(d.parent)
-        if cpuset and is_v2():
-            _enable_v2_cpuset(d.parent)
         trace.step(f"mkdir {d}")
-        d.mkdir(exist_ok=True)
+        for _ in range(3):
+            try:
+                _ensure_parent(d.parent, cpuset)
+                d.mkdir(exist_ok=True)
+                break
+            except FileNotFoundError:  # another shell removed the empty cshell/ group just now
+                continue
     return dirs
+
+
+def _ensure_parent(parent: Path, cpuset: bool) -> None:
+    if not parent.exists():
+        parent.mkdir(exist_ok=True)
+        if is_v2():
+            _enable_v2_controllers(parent)
+    if cpuset and is_v2():
+        _enable_v2_cpuset(parent)
 
 
 def _enable_v2_cpuset(parent: Path) -> None:
@@ -104,7 +113,8 @@ def remove(cid: str, wait: float = 1.0) -> list[Path]:
     Returns the directories that could not be removed (still busy).
     """
     left: list[Path] = []
-    for d in container_dirs(cid):
+    dirs = container_dirs(cid)
+    for d in dirs:
         deadline = time.monotonic() + wait
         while d.exists():
             try:
@@ -117,7 +127,21 @@ def remove(cid: str, wait: float = 1.0) -> list[Path]:
                     left.append(d)
                     break
                 time.sleep(0.005)
+    _remove_empty_parents(dirs)
     return left
+
+
+def _remove_empty_parents(dirs: list[Path]) -> None:
+    """The cshell/ group goes with its last container: nothing of ours stays behind."""
+    parents = {d.parent for d in dirs}
+    if not is_v2():
+        parents.add(CGROUP_ROOT / "cpuset" / GROUP)  # made only for --cpuset-cpus containers
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        with contextlib.suppress(OSError):  # EBUSY: other containers still have groups there
+            os.rmdir(parent)
+            trace.step(f"rmdir {parent}")
 
 
 def remove_orphans(min_age: float = 10) -> list[str]:
