@@ -18,34 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from benchlib import cshell, timed
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-CSHELL = REPO / ".venv" / "bin" / "cshell"
 LIMIT_FLAGS = ("--memory", "64m", "--cpus", "0.5", "--pids-limit", "100", "--cpu-shares", "512")
-
-
-def cshell(root: Path, *args: str) -> str:
-    return subprocess.run([str(CSHELL), "--root", str(root), *args], capture_output=True, text=True,
-                          check=True, env={**os.environ, "NO_COLOR": "1"}).stdout
-
-
-def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1000)
-    ordered = sorted(samples)
-    return {"median_ms": statistics.median(ordered), "p90_ms": ordered[int(0.9 * (len(ordered) - 1))],
-            "n": len(ordered)}
 
 
 def group_setup(runs: int) -> dict[str, dict[str, float]]:

@@ -15,33 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
-import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from benchlib import cshell, timed
+
 REPO = Path(__file__).resolve().parent.parent
-CSHELL = REPO / ".venv" / "bin" / "cshell"
-
-
-def cshell(root: Path, *args: str) -> str:
-    return subprocess.run([str(CSHELL), "--root", str(root), *args], capture_output=True, text=True,
-                          check=True, env={**os.environ, "NO_COLOR": "1"}).stdout
-
-
-def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1000)
-    ordered = sorted(samples)
-    return {"median_ms": statistics.median(ordered), "p90_ms": ordered[int(0.9 * (len(ordered) - 1))],
-            "n": len(ordered)}
 
 
 def main() -> int:
