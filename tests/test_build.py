@@ -369,8 +369,10 @@ def test_network_none_and_host(cshell: Cshell, tmp_path: Path) -> None:
     assert ok(cshell("run", "--rm", "net", "cat", "/nets")).split() == ["lo"]
     ok(cshell("build", "--no-cache", "--network", "host", "-t", "net", str(ctx)))
     assert sorted(ok(cshell("run", "--rm", "net", "cat", "/nets")).split()) == sorted(os.listdir("/sys/class/net"))
-    proc = cshell("build", "--network", "bridge", str(ctx))
-    assert proc.returncode == 1 and "issue #5" in proc.stderr and "hint:" in proc.stderr
+    ok(cshell("build", "--no-cache", "--network", "bridge", "-t", "net", str(ctx)))
+    assert ok(cshell("run", "--rm", "net", "cat", "/nets")).split() == ["eth0", "lo"]  # a veth of its own
+    proc = cshell("build", "--network", "wifi", str(ctx))
+    assert proc.returncode == 1 and "unknown network mode" in proc.stderr and "hint:" in proc.stderr
 
 
 # -- bad input: the right line, nothing left behind -------------------------------------------------

@@ -19,7 +19,7 @@ from cshell.errors import UsageError
         Opt(("--build-arg",), "set an ARG of the Dockerfile (K=V, or K to take it from here)", "K=V",
             multi=True),
         Opt(("--no-cache",), "run every step again instead of reusing cached step images"),
-        Opt(("--network",), "network of RUN steps: none (default) or host", "MODE", default="none"),
+        Opt(("--network",), "network of RUN steps: none (default), bridge or host", "MODE", default="none"),
         Opt(("-q", "--quiet"), "print only the image id"),
     ),
     positionals=(Pos("dir", "the build context: the Dockerfile's directory, where ADD and COPY read",
@@ -59,9 +59,11 @@ next build simply runs those steps again.
 Like docker: exec form `CMD ["a", "b"]` must be valid JSON, otherwise it runs
 as `/bin/sh -c '...'`; ADD/COPY cannot reach outside DIR (`../x`, or a
 symlink pointing out of DIR); errors name the Dockerfile line.
+RUN steps have no network unless asked: `--network bridge` gives each its own
+veth on the bridge (reaching the internet needs `net config masquerade=on`),
+`--network host` shares the host's.
 Not yet: multi-stage builds, ONBUILD, HEALTHCHECK, ADD from a URL, RUN as
-another USER (the user is recorded for later, RUN still runs as root),
-`--network bridge` (issue #5).""",
+another USER (the user is recorded for later, RUN still runs as root).""",
 )
 def build(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.build import BuildOptions

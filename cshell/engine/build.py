@@ -4,7 +4,7 @@ This is docker's classic builder. Each instruction starts from the image
 the one before it made and makes a new, untagged image:
 
 * RUN runs its command in a real container on that image (``Runtime.create``
-  and ``launch``, no network unless --network host); the container's overlay
+  and ``launch``, no network unless --network bridge or host); the container's overlay
   upper dir is what the command changed, so it becomes the new layer: it is
   written as a tar into the blob store and then moved into place as the
   unpacked layer (nothing is unpacked twice), and the container is removed.
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-NETWORKS = ("none", "host")
+NETWORKS = ("none", "host", "bridge")
 PROGRESS_MIN = 4 << 20  # COPY steps bigger than this show a progress bar
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
@@ -61,7 +61,7 @@ class BuildOptions:
     tags: list[str] = factory(list)
     build_args: dict[str, str] = factory(dict)
     no_cache: bool = False
-    network: str = "none"  # for RUN: none or host (bridge comes with the bridge network)
+    network: str = "none"  # for RUN: none, bridge (a veth on the bridge, as `run` has) or host
 
 
 # -- events (the view turns them into docker's output) -----------------------------------------
@@ -147,11 +147,11 @@ def read_dockerfile(opts: BuildOptions) -> tuple[BuildContext, Dockerfile]:
 
 class Builder:
     def __init__(self, rt: Runtime, opts: BuildOptions, emit: Emit) -> None:
+        if opts.network == "default":
+            opts.network = "bridge"  # docker's name for it
         if opts.network not in NETWORKS:
-            hint = "use --network none (the default) or --network host"
-            if opts.network in ("bridge", "default"):
-                raise UsageError("--network bridge is not available yet: the bridge network is issue #5", hint)
-            raise UsageError(f"unknown network mode {opts.network!r}", hint)
+            raise UsageError(f"unknown network mode {opts.network!r}",
+                             "use --network none (the default), bridge or host")
         self.rt, self.store, self.opts, self.emit = rt, rt.store, opts, emit
         self.cache = buildcache.BuildCache(rt.root)
         self.images: dict[str, Image] = {}  # every image in the store by id (untagged too)
