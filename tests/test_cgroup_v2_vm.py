@@ -1,24 +1,44 @@
 """cshell on a pure cgroup-v2 machine (the students' VMs), in a real guest kernel.
 
-This host has hybrid cgroup v1, so the v2 code path is exercised in a Debian 12
-guest booted under QEMU (TCG) with `cgroup_no_v1=all`: tests/vm/cgroup-v2-vm.sh,
-built once by `make vm-image`. The guest's / is an initramfs, which pivot_root
-refuses, so the smoke script runs chrooted into a bind mount of /, as a disk
-root would be.
+This host has hybrid cgroup v1, so the v2 code path runs in a Debian 12 guest booted
+under QEMU (TCG) with `cgroup_no_v1=all`: tests/vm/cgroup-v2-vm.sh, its image built once
+by `make vm-image`. The guest boots once per test run (a module fixture) and runs pytest
+on GUEST_TESTS from this same tree, shared in read-only over 9p with its venv:
+test_cgroups.py reads v2's files there (memory.max, cpu.max, cpu.weight, pids.max…).
+Any guest test that fails, errors or is skipped fails test_cgroup_tests_pass_in_the_v2_guest,
+whose message carries the guest's pytest counts and output. The guest's / is an initramfs,
+which pivot_root refuses, so tests/vm/guest_pytest.sh runs chrooted into a bind mount of /,
+as a disk root would be. The guest has no network device: the tests run use --net none.
+
+CSHELL_V2_TESTS="tests/test_cgroups.py::test_x …" runs other tests in the guest instead.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 VM = REPO / "tests" / "vm" / "cgroup-v2-vm.sh"
+GUEST_SCRIPT = REPO / "tests" / "vm" / "guest_pytest.sh"
 VMDIR = Path(os.environ.get("VMDIR", "/var/tmp/cshell-vm"))
+VM_TIMEOUT = 300  # seconds for the whole VM; a run takes about 2 minutes under TCG
+# The cgroup tests: all of test_cgroups.py, and the cgroup checks of the lifecycle tests.
+GUEST_TESTS = (
+    "tests/test_cgroups.py",
+    "tests/test_containers.py::test_cgroup_namespace_shows_root",
+    "tests/test_containers.py::test_old_root_is_gone",
+    "tests/test_containers.py::test_exec_joins_pid_namespace_and_cgroup",
+    "tests/test_containers.py::test_empty_cgroups_of_ours_are_orphans",
+)
+BEGIN, END = "=== guest pytest begin ===", re.compile(r"^=== guest pytest end rc=(\d+) ===$", re.M)
 
 pytestmark = pytest.mark.skipif(
     not (VMDIR / "base.cpio").exists() or shutil.which("qemu-system-x86_64") is None,
@@ -26,52 +46,71 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_in_guest(script: str) -> dict[str, str]:
-    inner = f"mount --rbind / /mnt && cd /mnt && exec chroot . sh {script} {REPO}"
-    result = subprocess.run(
-        [str(VM), "run", "-s", str(REPO), "-t", "600", "--", "unshare", "-m", "sh", "-c", inner],
-        capture_output=True, text=True, timeout=700, env={**os.environ, "VMDIR": str(VMDIR)},
+class Guest:
+    """One VM run: the wrapper's exit status and output, parsed."""
+
+    def __init__(self, tests: list[str], proc: subprocess.CompletedProcess, seconds: float) -> None:
+        self.tests, self.rc, self.seconds = tests, proc.returncode, seconds
+        self.stdout, self.stderr = proc.stdout, proc.stderr
+        self.checks: dict[str, str] = {}
+        for line in self.stdout.splitlines():
+            if line.startswith("CHECK "):
+                _, name, *value = line.split(" ", 2)
+                self.checks[name] = value[0] if value else ""
+        _, begun, rest = self.stdout.partition(BEGIN)
+        end = END.search(rest)
+        self.pytest_output = rest[:end.start()] if end else rest
+        self.pytest_rc = int(end.group(1)) if begun and end else None
+        summary = [ln for ln in self.pytest_output.splitlines() if re.search(r"\bin [\d.]+s\b", ln)]
+        self.summary = summary[-1].strip("= ") if summary else ""
+        self.counts = {kind.rstrip("s") if kind != "passed" else kind: int(n)
+                       for n, kind in re.findall(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)",
+                                                 self.summary)}
+
+    def report(self) -> str:
+        """What a failing host test shows: counts, time, the guest's pytest output, the VM's stderr."""
+        head = (f"guest: VM exit {self.rc}, pytest exit {self.pytest_rc}, {self.summary or 'no pytest summary'}; "
+                f"VM wall time {self.seconds:.0f} s\nguest facts: {self.checks}\n")
+        output = self.pytest_output if self.pytest_rc is not None else self.stdout
+        if len(output) > 20000:
+            output = "…(cut)…\n" + output[-20000:]
+        return head + "--- guest output ---\n" + output + "\n--- VM stderr (tail) ---\n" + self.stderr[-3000:]
+
+
+def expected_tests(tests: list[str]) -> int:
+    """How many tests the node ids name, collected here on the host (so none can go missing)."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *tests],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, f"collecting the guest's tests failed:\n{proc.stdout}\n{proc.stderr}"
+    return sum(1 for line in proc.stdout.splitlines() if "::" in line)
+
+
+@pytest.fixture(scope="module")
+def guest() -> Guest:
+    """Boot the guest once and run the tests in it."""
+    tests = os.environ.get("CSHELL_V2_TESTS", "").split() or list(GUEST_TESTS)
+    inner = (f"mount --rbind / /mnt && cd /mnt && exec chroot . sh {GUEST_SCRIPT} {REPO} "
+             + " ".join(tests))
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(VM), "run", "-s", str(REPO), "-t", str(VM_TIMEOUT), "--", "unshare", "-m", "sh", "-c", inner],
+        capture_output=True, text=True, timeout=VM_TIMEOUT + 60, env={**os.environ, "VMDIR": str(VMDIR)},
     )
-    checks = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("CHECK "):
-            _, name, *value = line.split(" ", 2)
-            checks[name] = value[0] if value else ""
-    assert result.returncode == 0, f"guest failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}"
-    return checks
+    return Guest(tests, proc, time.monotonic() - start)
 
 
-def test_containers_on_cgroup_v2() -> None:
-    checks = run_in_guest(str(REPO / "tests" / "vm" / "v2_smoke.sh"))
-    assert checks.get("hierarchy") == "cgroup2fs", checks
-    assert checks.get("run-cgroupns") == "0::/", checks  # the cgroup namespace hides the path
-    assert checks.get("group-exists") == "yes", checks
-    assert checks.get("pid-in-group") == "yes", checks
-    assert set(checks.get("controllers", "").split()) >= {"memory", "pids", "cpu"}, checks
-    assert checks.get("exec-cgroupns") == "0::/", checks
-    assert checks.get("ns-differ") == "yes", checks
-    assert checks.get("group-removed") == "yes", checks
-    assert checks.get("containers-left") == "0", checks
-    _assert_v2_limits(checks)
+def test_the_guest_is_pure_cgroup_v2(guest: Guest) -> None:
+    assert guest.checks.get("hierarchy") == "cgroup2fs", guest.report()
+    assert {"cpu", "memory", "pids"} <= set(guest.checks.get("controllers", "").split()), guest.report()
+    assert guest.checks.get("cshell", "").endswith("v2=True"), guest.report()  # cgroups.is_v2() agrees
 
 
-def _assert_v2_limits(checks: dict[str, str]) -> None:
-    """docker's flags in v2's files, `cgroup set/show`, and the kernel enforcing them."""
-    assert checks.get("v2-memory-max") == str(64 << 20), checks
-    assert checks.get("v2-swap-max") == str(32 << 20), checks  # --memory-swap 96m: swap = 96m - 64m
-    assert checks.get("v2-cpu-max") == "50000 100000", checks
-    assert checks.get("v2-cpu-weight") == "20", checks  # 1 + (512 - 2) * 9999 // 262142
-    assert checks.get("v2-pids-max") == "50", checks
-    assert checks.get("v2-set") == f"{128 << 20} 100 30000_100000", checks
-    assert checks.get("v2-show") == "3", checks
-    assert checks.get("v2-set-v1-name") == "1", checks  # a v1 file name is not in a v2 group
-    assert checks.get("v2-lim-removed") == "yes", checks
-    assert checks.get("v2-inside", "").split() == ["40", "1", "40", "/"], checks  # read-only, own group
-    assert checks.get("v2-cpuset") == "0", checks
-    assert checks.get("v2-bad-limit") == "1 0", checks
-    assert checks.get("v2-oom-exit") == "137", checks
-    assert checks.get("v2-oom-killed") == "true", checks
-    current, refused = checks.get("v2-pids-current", "99 0").split()
-    assert int(current) <= 10 and int(refused) > 0, checks
-    assert int(checks.get("v2-throttled") or 0) > 0, checks
-    assert checks.get("v2-groups-left") == "0", checks
+def test_cgroup_tests_pass_in_the_v2_guest(guest: Guest, request: pytest.FixtureRequest) -> None:
+    request.node.user_properties += [("guest_summary", guest.summary), ("vm_seconds", round(guest.seconds, 1))]
+    print(f"guest: {guest.summary}; VM wall time {guest.seconds:.0f} s")  # shown by -rA
+    assert guest.pytest_rc is not None, "pytest never finished in the guest\n" + guest.report()
+    assert guest.pytest_rc == 0 and guest.rc == 0, guest.report()
+    assert not guest.counts.get("failed") and not guest.counts.get("error"), guest.report()
+    assert not guest.counts.get("skipped"), "a cgroup test skipped itself on v2\n" + guest.report()
+    expected = expected_tests(guest.tests)
+    assert guest.counts.get("passed") == expected, f"expected {expected} tests to pass\n" + guest.report()

@@ -97,6 +97,22 @@ def test_copydata_for_a_new_volume_not_for_a_bind(cshell: Cshell, state_root: Pa
     assert list(empty.iterdir()) == []  # nothing copied into a host directory
 
 
+def test_copydata_once_per_container_create(cshell: Cshell, state_root: Path) -> None:
+    """docker copies the image's content into a new volume at create, once: a volume the
+    user emptied stays empty through stop and start (ours copies at the first start)."""
+    ok(cshell("run", "-d", "--net", "none", "--name", "c", "-v", "/etc", "busybox", "sleep", "1000"))
+    data = Path(mounts_of(cshell, "c")[0]["Source"])
+    assert "passwd" in {p.name for p in data.iterdir()}
+    ok(cshell("exec", "c", "sh", "-c", "rm -rf /etc/* /etc/.[!.]*"))  # the user empties it
+    assert list(data.iterdir()) == []
+    ok(cshell("stop", "-t", "0", "c"))
+    ok(cshell("start", "c"))
+    assert ok(cshell("exec", "c", "ls", "-A", "/etc")) == "" and list(data.iterdir()) == []
+    ok(cshell("rm", "-f", "-v", "c"))
+    # a new container is a new create: its new volume gets the image's content again
+    assert "passwd" in ok(cshell(*RUN, "-v", "/etc", "busybox", "ls", "/etc")).split()
+
+
 def test_named_volume_outlives_containers_and_ro_tmpfs(cshell: Cshell, state_root: Path) -> None:
     ok(cshell(*RUN, "-v", "data:/d", "busybox", "sh", "-c", "echo keep > /d/k"))
     ok(cshell(*RUN, "-v", "/anon", "busybox", "touch", "/anon/x"))

@@ -40,6 +40,11 @@ units (memory=64m, cpus=0.5 -> a quota of 50000 us per 100000 us); a raw file
 name (cpu.cfs_quota_us=50000 on v1, memory.max=64m is not a unit the kernel
 reads: write bytes) is written as is, and only a file inside the container's
 own groups. Every value is checked before the first write.
+
+The new values are recorded with the container, as docker update records them:
+`inspect` shows them under HostConfig (Memory, MemorySwap, NanoCpus, CpuShares,
+CpusetCpus, PidsLimit; CpuQuota and CpuPeriod for a raw cpu.max or
+cpu.cfs_quota_us), and `start` after `stop` applies them again.
 """ + FILES_HELP,
 )
 def cgroup_set(ctx: Context, args: SimpleNamespace) -> int:
@@ -49,7 +54,9 @@ def cgroup_set(ctx: Context, args: SimpleNamespace) -> int:
     if not c.running:
         raise Conflict(f"container {c.name} is not running, so it has no cgroup",
                        f"start it first (start {c.name}), or give limits to run")
-    for path, value in limits.set_values(c.id, args.values):
+    done, now = limits.set_values(c.id, args.values, c.config.get("limits") or {})
+    limits.persist(c.dir, now)  # inspect's HostConfig shows it; the next start applies it again
+    for path, value in done:
         ctx.out.text(f"{path} = {value}")
     return 0
 

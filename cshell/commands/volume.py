@@ -23,8 +23,10 @@ running or not, cannot be removed.
 
 copyData: when a NEW, empty volume is mounted over a directory the image
 has content in, that content is copied into the volume first (so `-v /etc`
-still has the image's /etc); the next container to use it sees what the volume
-holds. A host bind mount (`-v /host:/path`) copies nothing: it hides the
+still has the image's /etc). Docker does it once, at container create; cshell at
+the container's first start (the image's files are reachable only once its root
+filesystem is mounted), also once: a volume the user empties stays empty through
+stop and start. The next container to use it sees what the volume holds. A host bind mount (`-v /host:/path`) copies nothing: it hides the
 image's files under the host directory's for as long as it is mounted."""
 
 
@@ -36,7 +38,7 @@ def _volumes(ctx: Context):  # noqa: ANN202 - cshell.engine.volumes.Volumes
 
 @command("volume create", "create a named volume (an empty directory under the state root)",
          positionals=(Pos("name", "its name (default: 64 random hex digits)", optional=True),),
-         example="volume create data", docker="docker volume create", group="containers",
+         example="volume create data", docker="docker volume create", group="volumes",
          details=VOLUME_DETAILS)
 def volume_create(ctx: Context, args: SimpleNamespace) -> int:
     ctx.root.ensure()
@@ -46,7 +48,7 @@ def volume_create(ctx: Context, args: SimpleNamespace) -> int:
 
 @command("volume ls", "list volumes: driver, name, mountpoint on the host, containers using them",
          options=(Opt(("-q", "--quiet"), "only the names"),),
-         example="volume ls", docker="docker volume ls", group="containers", details=VOLUME_DETAILS)
+         example="volume ls", docker="docker volume ls", group="volumes", details=VOLUME_DETAILS)
 def volume_ls(ctx: Context, args: SimpleNamespace) -> int:
     vols = _volumes(ctx)
     volumes = vols.list()
@@ -64,7 +66,7 @@ def volume_ls(ctx: Context, args: SimpleNamespace) -> int:
 
 @command("volume inspect", "show volumes as JSON (docker's shape)",
          positionals=(Pos("names", "volume names", many=True),),
-         example="volume inspect data", docker="docker volume inspect", group="containers")
+         example="volume inspect data", docker="docker volume inspect", group="volumes")
 def volume_inspect(ctx: Context, args: SimpleNamespace) -> int:
     vols = _volumes(ctx)
     ctx.out.text(json.dumps([vols.inspect(n) for n in args.names], indent=4))
@@ -74,7 +76,7 @@ def volume_inspect(ctx: Context, args: SimpleNamespace) -> int:
 @command("volume rm", "remove volumes (refused while a container uses one)",
          options=(Opt(("-f", "--force"), "remove even if a container still refers to it"),),
          positionals=(Pos("names", "volume names", many=True),),
-         example="volume rm data", docker="docker volume rm", group="containers")
+         example="volume rm data", docker="docker volume rm", group="volumes")
 def volume_rm(ctx: Context, args: SimpleNamespace) -> int:
     vols = _volumes(ctx)
     for name in args.names:
@@ -87,7 +89,7 @@ def volume_rm(ctx: Context, args: SimpleNamespace) -> int:
 
 @command("volume prune", "remove unused anonymous volumes (-a: every unused volume)",
          options=(Opt(("-a", "--all"), "named volumes too"),),
-         example="volume prune", docker="docker volume prune", group="containers")
+         example="volume prune", docker="docker volume prune", group="volumes")
 def volume_prune(ctx: Context, args: SimpleNamespace) -> int:
     removed = _volumes(ctx).prune(everything=args.all)
     for name in removed:

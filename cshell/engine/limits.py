@@ -208,15 +208,24 @@ def write_file(path: Path, value: str) -> None:
 
 
 def apply(cid: str, limits: dict[str, Any]) -> None:
-    """Write the limits into the container's (just created) groups."""
+    """Write the limits into the container's (just created) groups: run's flags, and
+    what `cgroup set` recorded since (raw file writes last, in their order)."""
     if "cpuset_cpus" in limits and not cgroups.is_v2():
         cgroups.prepare_cpuset(group_dir(cid, "cpuset"))
     for w in files(limits, cgroups.is_v2()):
         write_file(group_dir(cid, w.controller) / w.file, w.value)
+    for name, value in limits.get("raw", []):
+        write_file(raw_file(cid, name), value)
 
 
-def set_values(cid: str, assignments: list[str]) -> list[tuple[Path, str]]:
-    """`cgroup set`: KEY=VALUE with docker's keys or raw file names; checked first, then written."""
+def set_values(cid: str, assignments: list[str],
+               recorded: dict[str, Any] | None = None) -> tuple[list[tuple[Path, str]], dict[str, Any]]:
+    """`cgroup set`: KEY=VALUE with docker's keys or raw file names; checked first, then written.
+
+    Returns the writes done and the container's limits as they now stand (``recorded``
+    updated), for config.json: inspect shows them and the next start applies them again.
+    """
+    recorded = dict(recorded or {})
     friendly: dict[str, str | None] = {}
     raw: list[tuple[Path, str]] = []
     for item in assignments:
@@ -233,7 +242,9 @@ def set_values(cid: str, assignments: list[str]) -> list[tuple[Path, str]]:
     writes = files(limits, cgroups.is_v2())
     if "memory_swap" not in friendly:  # docker update leaves the swap limit alone
         writes = [w for w in writes if w.file not in ("memory.memsw.limit_in_bytes", "memory.swap.max")]
-        _check_below_memsw(cid, limits.get("memory"))
+        _check_below_memsw(cid, limits.get("memory"), recorded)
+    if "cpuset_cpus" in limits and cgroups.is_v2():
+        cgroups.enable_v2_cpuset()  # docker update --cpuset-cpus works on any container
     targets = [(group_dir(cid, w.controller) / w.file, w.value) for w in _ordered(cid, writes)]
     for path, _ in targets:
         if not path.parent.is_dir():
@@ -246,17 +257,90 @@ def set_values(cid: str, assignments: list[str]) -> list[tuple[Path, str]]:
     for path, value in raw:
         write_file(path, value)
         done.append((path, value))
-    return done
+    return done, _merged(recorded, limits, [w.file for w in writes], [(p.name, v) for p, v in raw])
 
 
-def _check_below_memsw(cid: str, memory: int | None) -> None:
-    """v1: memory may not exceed memory+swap (docker update's own check)."""
-    path = group_dir(cid, "memory") / "memory.memsw.limit_in_bytes"
-    if memory is None or cgroups.is_v2() or not path.exists():
+def _merged(recorded: dict[str, Any], limits: dict[str, Any], friendly_files: list[str],
+            raw: list[tuple[str, str]]) -> dict[str, Any]:
+    """The recorded limits after a `cgroup set` (docker update's HostConfig).
+
+    docker stores the memory+swap default (2 x memory) at create; it is frozen here
+    the same way, so a later memory change leaves swap where it is, as in the kernel.
+    A raw file write is kept after the docker keys (it wins at the next start), and a
+    docker key written later drops the raw writes to the same files.
+    """
+    out = dict(recorded)
+    if "memory" in out and "memory_swap" not in out:
+        out["memory_swap"] = 2 * out["memory"]
+    out.update(limits)
+    raws = [(n, v) for n, v in out.get("raw", []) if n not in friendly_files and n not in dict(raw)]
+    raws += raw
+    if raws:
+        out["raw"] = [list(pair) for pair in raws]
+    else:
+        out.pop("raw", None)
+    return out
+
+
+def persist(container_dir: Path, limits: dict[str, Any]) -> None:
+    """Record the limits in config.json (read afresh: only "limits" changes)."""
+    from cshell.engine.state import read_json, write_json
+
+    path = container_dir / "config.json"
+    try:
+        config = read_json(path)
+    except FileNotFoundError:
+        return  # removed meanwhile (rm -f from another shell): nothing to record
+    config["limits"] = limits
+    write_json(path, config)
+
+
+def host_config(limits: dict[str, Any]) -> dict[str, Any]:
+    """docker inspect's HostConfig resource fields, from the recorded limits."""
+    memory = limits.get("memory", 0)
+    swap = limits.get("memory_swap", 2 * memory if memory else 0)
+    out: dict[str, Any] = {
+        "Memory": memory, "MemorySwap": swap, "NanoCpus": round(limits.get("cpus", 0) * 1e9),
+        "CpuShares": limits.get("cpu_shares", 0), "CpuQuota": 0, "CpuPeriod": 0,
+        "CpusetCpus": limits.get("cpuset_cpus", ""), "PidsLimit": limits.get("pids_limit"),
+    }
+    for name, value in limits.get("raw", []):  # raw files with a docker field of their own
+        with contextlib.suppress(ValueError):
+            if name in ("memory.max", "memory.limit_in_bytes"):
+                out["Memory"] = 0 if value.strip() in ("max", "-1") else int(value)
+            elif name == "pids.max":
+                out["PidsLimit"] = -1 if value.strip() == "max" else int(value)
+            elif name == "cpu.shares":
+                out["CpuShares"] = int(value)
+            elif name == "cpuset.cpus":
+                out["CpusetCpus"] = value.strip()
+            elif name == "cpu.cfs_quota_us":
+                out["CpuQuota"] = int(value)
+            elif name == "cpu.cfs_period_us":
+                out["CpuPeriod"] = int(value)
+            elif name == "cpu.max":
+                quota, *period = value.split()
+                out["CpuQuota"] = -1 if quota == "max" else int(quota)
+                out["CpuPeriod"] = int(period[0]) if period else PERIOD
+    return out
+
+
+def _check_below_memsw(cid: str, memory: int | None, recorded: dict[str, Any]) -> None:
+    """memory may not exceed memory+swap (docker update's own check, on v1 and v2 alike).
+
+    v1 has the memory+swap limit in a file; v2 keeps swap apart (memory.swap.max), so
+    the recorded limit is compared, as docker compares its HostConfig.MemorySwap.
+    """
+    if memory is None:
         return
-    memsw = int(path.read_text())
-    if memory > memsw:
-        raise UsageError(f"memory {memory} is above the memory+swap limit {memsw} ({path.name})",
+    path = group_dir(cid, "memory") / "memory.memsw.limit_in_bytes"
+    if not cgroups.is_v2() and path.exists():
+        memsw, name = int(path.read_text()), path.name
+    else:
+        memsw = recorded.get("memory_swap", 2 * recorded["memory"] if "memory" in recorded else -1)
+        name = "recorded --memory-swap"
+    if memsw != -1 and memory > memsw:
+        raise UsageError(f"memory {memory} is above the memory+swap limit {memsw} ({name})",
                          "update memory-swap at the same time, e.g. memory=128m memory-swap=256m (or -1)")
 
 
@@ -286,9 +370,12 @@ def raw_file(cid: str, name: str) -> Path:
     for d in cgroups.container_dirs(cid):
         if (d / name).is_file():
             return d / name
-    v1_name = {"memory.max": "memory.limit_in_bytes", "cpu.max": "cpu.cfs_quota_us"}.get(name)
-    hint = f"this host has cgroup v1: the file is {v1_name}" if v1_name and not cgroups.is_v2() \
-        else "`cgroup show CTR` lists the container's cgroup files"
+    other = {"memory.max": "memory.limit_in_bytes", "cpu.max": "cpu.cfs_quota_us", "cpu.weight": "cpu.shares",
+             "memory.swap.max": "memory.memsw.limit_in_bytes", "memory.current": "memory.usage_in_bytes"}
+    if cgroups.is_v2():  # the v1 name given: say v2's
+        other = {v1: v2 for v2, v1 in other.items()} | {"cpu.cfs_period_us": "cpu.max"}
+    hint = (f"this host has cgroup {'v2' if cgroups.is_v2() else 'v1'}: the file is {other[name]}"
+            if name in other else "`cgroup show CTR` lists the container's cgroup files")
     raise UsageError(f"no cgroup file {name} in this container's groups", hint)
 
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from cshell.commands.registry import REGISTRY, Command
 
 GROUPS = (("containers", "Containers"), ("images", "Images"), ("namespaces", "Namespaces"),
-          ("cgroups", "Cgroups (limits)"), ("network", "Network"), ("rootfs", "Root filesystem (layers)"), ("shell", "The shell"))
+          ("cgroups", "Cgroups (limits)"), ("volumes", "Volumes"), ("network", "Network"), ("rootfs", "Root filesystem (layers)"), ("shell", "The shell"))
 
 
 def overview() -> Group:
