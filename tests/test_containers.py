@@ -72,7 +72,7 @@ def test_command_is_pid_1_and_sees_only_its_processes(cshell: Cshell) -> None:
 
 
 def test_cgroup_namespace_shows_root(cshell: Cshell) -> None:
-    out = ok(cshell("run", "--rm", "busybox", "cat", "/proc/self/cgroup"))
+    out = ok(cshell("run", "--rm", "--net", "none", "busybox", "cat", "/proc/self/cgroup"))
     lines = out.splitlines()
     assert lines, out
     assert all(line.split(":", 2)[2] == "/" for line in lines), out
@@ -93,12 +93,20 @@ def test_rootfs_mounts_stay_inside(cshell: Cshell, state_root: Path) -> None:
 
 
 def test_old_root_is_gone(cshell: Cshell, state_root: Path) -> None:
-    out = ok(cshell("run", "--rm", "busybox", "cat", "/proc/1/mountinfo"))
+    out = ok(cshell("run", "--rm", "--net", "none", "busybox", "cat", "/proc/1/mountinfo"))
     mount_points = [line.split()[4] for line in out.splitlines()]
-    # The container's own cgroup view (tmpfs + one read-only cgroup mount per hierarchy; test_cgroups.py).
+    # The container's own cgroup view (v1: tmpfs + one read-only cgroup mount per hierarchy;
+    # v2: one cgroup2 mount; test_cgroups.py).
     cgroup_points = [p for p in mount_points if p.startswith("/sys/fs/cgroup")]
-    assert "/sys/fs/cgroup" in cgroup_points and "/sys/fs/cgroup/memory" in cgroup_points, out
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    assert (cgroup_points == ["/sys/fs/cgroup"]) if v2 else ("/sys/fs/cgroup/memory" in cgroup_points), out
     mount_points = [p for p in mount_points if p not in cgroup_points]
+    # The containment's own mounts (test_security.py): masked and read-only /proc and /sys paths,
+    # and each device node bound on itself over the nodev /dev.
+    from cshell.engine.rootfs import DEVICES, MASKED_PATHS, READONLY_PATHS
+
+    contained = {f"/dev/{d[0]}" for d in DEVICES} | set(MASKED_PATHS) | set(READONLY_PATHS)
+    mount_points = [p for p in mount_points if p not in contained and not p.endswith("/thermal_throttle")]
     # Only the container's own mounts; the host's root (pivot_root's old root) is detached.
     # (Field 4 of a bind mount and the overlay options do name host paths: the kernel shows them.)
     assert sorted(mount_points) == sorted(["/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
@@ -164,7 +172,7 @@ def test_exec_sees_what_run_wrote(cshell: Cshell) -> None:
 
 
 def test_exec_joins_pid_namespace_and_cgroup(cshell: Cshell) -> None:
-    run_detached(cshell, "--name", "a", "busybox", "sleep", "100")
+    run_detached(cshell, "--name", "a", "--net", "none", "busybox", "sleep", "100")
     pid = int(exec_out(cshell, "a", "sh", "-c", "echo $$").strip())
     assert 1 < pid < 100
     cgroup = exec_out(cshell, "a", "cat", "/proc/self/cgroup").splitlines()
@@ -250,7 +258,7 @@ def test_start_up_cleans_what_a_crash_left(cshell: Cshell, state_root: Path) -> 
 def test_empty_cgroups_of_ours_are_orphans(cshell: Cshell) -> None:
     from cshell.engine import cgroups
 
-    run_detached(cshell, "--name", "live", "busybox", "sleep", "100")
+    run_detached(cshell, "--name", "live", "--net", "none", "busybox", "sleep", "100")
     orphan = cgroups.container_dirs("0" * 64)
     for d in orphan:
         d.mkdir(parents=True)

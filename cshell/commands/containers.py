@@ -14,6 +14,58 @@ ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it fr
 INTERACTIVE = Opt(("-i", "--interactive"), "keep stdin open and pass it to the container")
 TTY = Opt(("-t", "--tty"), "give the process a real pseudo-terminal (job control, Ctrl-C)")
 WORKDIR = Opt(("-w", "--workdir"), "working directory inside the container", "DIR")
+USER = Opt(("-u", "--user"), "run as USER[:GROUP] (names from the container's /etc/passwd, or numbers)",
+           "USER")
+SECURITY_OPTIONS = (
+    USER,
+    Opt(("--cap-add",), "give a capability (NET_ADMIN, SYS_PTRACE, … or ALL)", "CAP", multi=True),
+    Opt(("--cap-drop",), "take away a capability (CHOWN, NET_RAW, … or ALL)", "CAP", multi=True),
+    Opt(("--privileged",), "every capability, no seccomp filter, no masked paths, /sys writable"),
+    Opt(("--security-opt",), "seccomp=unconfined | seccomp=PROFILE.json | no-new-privileges", "OPT",
+        multi=True),
+)
+SECURITY_HELP = """Containment: what root inside the container may NOT do. It is uid 0, but:
+
+- **capabilities**: root's power comes in ~40 pieces (capabilities(7)). The
+  container keeps docker's 14: CHOWN, DAC_OVERRIDE, FSETID, FOWNER, MKNOD,
+  NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, KILL,
+  AUDIT_WRITE. The rest (SYS_ADMIN for mount, SYS_MODULE for insmod, SYS_PTRACE,
+  NET_ADMIN, SYS_TIME, …) leave the bounding set, so not even a setuid binary
+  gets them back. See them: `grep Cap /proc/self/status` (CapEff a80425fb) and
+  `capsh --decode=a80425fb` on the host. `--cap-add NET_ADMIN` / `--cap-drop
+  CHOWN` change the set (names with or without CAP_, or ALL: `--cap-drop ALL
+  --cap-add NET_BIND_SERVICE` keeps just one).
+- **seccomp**: a BPF filter the kernel runs on every system call. About 360
+  ordinary calls are allowed; mount, unshare, setns, bpf, keyctl, add_key,
+  init_module, reboot, kexec_load, open_by_handle_at, clone with CLONE_NEW*
+  flags, socket(AF_VSOCK) and others fail with EPERM unless the matching
+  capability was added (docker's default profile, written out in
+  cshell/engine/seccomp.py). `grep Seccomp /proc/self/status` shows 2 (filter).
+  `--security-opt seccomp=unconfined` turns it off; `seccomp=FILE` loads a
+  profile in docker's JSON format.
+- **masked and read-only paths**: /proc/kcore, /proc/keys, /proc/timer_list,
+  /proc/interrupts, /sys/firmware, … are covered (by /dev/null or an empty
+  read-only tmpfs) and /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus,
+  /proc/fs are read-only: the host's kernel settings cannot be changed from
+  inside. /sys and the container's own cgroup are read-only too.
+- **nodev**: the root filesystem, /dev and the volumes are mounted nodev: MKNOD
+  lets root *make* /dev/sda, but opening it fails. Only /dev/null, zero, full,
+  random, urandom and tty work.
+- **users**: `-u 1000`, `-u nobody`, `-u app:staff` (looked up in the
+  container's /etc/passwd and /etc/group, never the host's; a USER line of the
+  image is the default). A non-root user has NO capabilities (CapEff 0).
+  `--security-opt no-new-privileges` also stops a setuid-root program from
+  making it root again.
+- **--privileged** undoes all of it: every capability, no seccomp, nothing
+  masked, /sys and the cgroup writable, nothing nodev. (Docker would also give
+  the container every host device in /dev; cshell keeps its small /dev.) Use it
+  to see the difference, never for code you do not trust.
+
+`inspect` shows .HostConfig.CapAdd, .CapDrop, .Privileged, .SecurityOpt and
+.Config.User; `explain on` shows each step: the masks, PR_CAPBSET_DROP,
+setgroups/setresgid/setresuid, capset, PR_SET_NO_NEW_PRIVS and the seccomp
+program being loaded, just before execve. `exec` and `ns join` into a
+container get the same user, capabilities and filter as its PID 1."""
 LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
 LIMIT_OPTIONS = (
     Opt(("-m", "--memory"), "memory limit (b, k, m, g; at least 6m): memory.limit_in_bytes / memory.max", "SIZE"),
@@ -54,7 +106,8 @@ VOLUMES_HELP = """Volumes and bind mounts (`-v`, `--mount`, `--tmpfs`), as docke
   write `./dir` for a directory relative to here. `:ro` makes it read-only.
 - copyData: a NEW (empty) volume mounted over an image path that has content
   gets that content copied in first (modes, owners, symlinks as symlinks), so
-  `-v /etc` still shows the image's /etc. A bind mount copies nothing: it HIDES
+  `-v /etc` still shows the image's /etc; once per container (docker: at create;
+  here: at its first start), so a volume emptied later stays empty. A bind mount copies nothing: it HIDES
   the image's files under the host directory's. `volume-nocopy` turns copyData off.
 - The mounts are made by the container's init, inside its own mount namespace,
   after the overlay and before pivot_root: the host's mount table never shows
@@ -89,6 +142,8 @@ def _check_tty(args: SimpleNamespace) -> None:
         Opt(("--mount",), "type=bind|volume|tmpfs,source=…,target=…[,readonly]", "SPEC", multi=True),
         Opt(("--tmpfs",), "a tmpfs at PATH[:size=64m] (noexec, nosuid, nodev)", "PATH", multi=True),
         *LIMIT_OPTIONS,
+        Opt(("--init",), "run a tiny init (cshell-init) as PID 1: it forwards signals and reaps zombies"),
+        *SECURITY_OPTIONS,
     ),
     positionals=(Pos("image", "the image to start from", complete=IMAGE),
                  Pos("cmd", "the command and its arguments (default: the image's CMD)",
@@ -131,7 +186,7 @@ Other machines reach the port when the host forwards (`net.ipv4.ip_forward=1`);
 containers reach beyond the host only with masquerading, off by default
 (`net config masquerade=on`).
 
-""" + LIMITS_HELP + "\n\n" + VOLUMES_HELP,
+""" + LIMITS_HELP + "\n\n" + VOLUMES_HELP + "\n\n" + SECURITY_HELP,
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.containers import RunOptions
@@ -141,7 +196,9 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
                       env=args.env, workdir=args.workdir, hostname=args.hostname,
                       network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
-                      volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs,
+                      volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
+                      user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
+                      privileged=args.privileged, security_opt=args.security_opt,
                       **{k: getattr(args, k) for k in LIMIT_FIELDS})
     container, code = ctx.runtime.run(opts)
     if code is None:
@@ -229,7 +286,8 @@ def logs(ctx: Context, args: SimpleNamespace) -> int:
 
 @command(
     "exec", "run a command inside a running container",
-    options=(INTERACTIVE, TTY, ENV, WORKDIR),
+    options=(INTERACTIVE, TTY, ENV, WORKDIR,
+             Opt(("-u", "--user"), "run as USER[:GROUP] (default: the container's user)", "USER")),
     positionals=(Pos("container", "a running container", complete=RUNNING),
                  Pos("cmd", "the command and its arguments", rest=True, complete=COMMAND)),
     example="exec -it web sh",
@@ -237,7 +295,10 @@ def logs(ctx: Context, args: SimpleNamespace) -> int:
     details="""
 What docker exec does: the new process joins the container's cgroup, then
 setns(2)s into each of its namespaces (ipc, uts, net, pid, cgroup, and mnt last,
-which also moves it to the container's root) and execs. `ns join` is the same
+which also moves it to the container's root) and execs, as the container's user
+(or -u) with its capabilities and seccomp filter. Before setns the helper marks
+itself non-dumpable, so nothing in the container can open /proc/PID/exe of the
+host's interpreter while it is still running it (CVE-2019-5736). `ns join` is the same
 thing for one namespace at a time.""",
 )
 def exec_(ctx: Context, args: SimpleNamespace) -> int:
@@ -246,7 +307,7 @@ def exec_(ctx: Context, args: SimpleNamespace) -> int:
     _check_tty(args)
     container = ctx.runtime.get(args.container)
     return ctx.runtime.exec(container, ExecOptions(cmd=args.cmd, interactive=args.interactive, tty=args.tty,
-                                                   env=args.env, workdir=args.workdir))
+                                                   env=args.env, workdir=args.workdir, user=args.user))
 
 
 @command(
@@ -264,6 +325,8 @@ def stop(ctx: Context, args: SimpleNamespace) -> int:
         timeout = float(args.time)
     except ValueError:
         raise UsageError(f"invalid time {args.time!r}", "give seconds, e.g. stop -t 2 NAME") from None
+    if timeout != timeout:  # nan
+        raise UsageError(f"invalid time {args.time!r}", "give seconds, e.g. stop -t 2 NAME (-1: wait forever)")
     for ref in args.containers:
         c = ctx.runtime.get(ref)
         ctx.runtime.stop(c, timeout)

@@ -418,10 +418,6 @@ class Builder:
         if self.image is None:
             raise UsageError("RUN on scratch: the image has no files yet, so there is nothing to run",
                              "COPY a static binary in first, e.g. COPY busybox /bin/busybox")
-        user = self.settings().get("User")
-        if user and user.split(":")[0] not in ("root", "0"):
-            self.emit(BuildWarning(f"USER {user} is recorded in the image, but this RUN still runs as root: "
-                                   "cshell's runtime cannot switch users yet"))
         layer = self.run_container(argv, [f"{k}={v}" for k, v in args], index, total)
         self.record(key, self.settings(), created_by, layer)
 
@@ -432,6 +428,7 @@ class Builder:
         settings = self.settings()
         c = self.rt.create(RunOptions(image=self.image.id, cmd=argv, env=env, entrypoint=[],
                                       workdir=settings.get("WorkingDir") or None,
+                                      user=settings.get("User") or "",  # the USER so far, as docker's RUN
                                       network=self.opts.network, builder=True))
         try:
             self.emit(RunningIn(c.id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cshell.engine import syscalls as sc
@@ -88,6 +88,11 @@ def _enable_v2_cpuset(parent: Path) -> None:
             trace.step(f"echo +cpuset > {control}")
             with contextlib.suppress(OSError):
                 control.write_text("+cpuset")
+
+
+def enable_v2_cpuset() -> None:
+    """v2: delegate cpuset to a running container's group (cgroup set cpuset-cpus=…)."""
+    _enable_v2_cpuset(CGROUP_ROOT / GROUP)
 
 
 def prepare_cpuset(group: Path) -> None:
@@ -181,6 +186,7 @@ def frozen(cid: str, timeout: float = 5.0) -> Iterator[None]:
         yield  # no freezer here (or the container is gone): nothing to pause
         return
     trace.step(f"echo {on} > {control}")
+    watchdog = _thaw_if_we_die(control, off)
     control.write_text(on)
     try:
         deadline = time.monotonic() + timeout
@@ -192,6 +198,32 @@ def frozen(cid: str, timeout: float = 5.0) -> Iterator[None]:
     finally:
         trace.step(f"echo {off} > {control}")
         control.write_text(off)
+        watchdog()
+
+
+def _thaw_if_we_die(control: Path, off: str) -> Callable[[], None]:
+    """A child that thaws the container if this process dies frozen-handed (kill -9 mid-commit):
+    otherwise the container would stay frozen for good, deaf even to SIGKILL (rm -f fails).
+    It waits on a pipe: a "done" byte means we thawed it ourselves; EOF alone means we died."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            os.setsid()  # not in the shell's process group: a Ctrl-C there must not kill the watchdog
+            if os.read(r, 1) != b"d":
+                control.write_text(off)
+        finally:
+            os._exit(0)
+    os.close(r)
+
+    def release() -> None:
+        with contextlib.suppress(OSError):
+            os.write(w, b"d")
+        os.close(w)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return release
 
 
 def processes(cid: str) -> list[int]:
@@ -217,13 +249,14 @@ def own_hierarchies() -> list[str]:
     return out
 
 
-def mount_view(hierarchies: list[str]) -> None:
+def mount_view(hierarchies: list[str], writable: bool = False) -> None:
     """Inside the container, after unshare(CLONE_NEWCGROUP): its own group as /sys/fs/cgroup, read-only.
 
     A cgroup filesystem mounted inside a cgroup namespace shows the namespace's root,
     i.e. the container's group, and nothing above it (docker does the same).
+    ``writable``: --privileged, where docker mounts it read-write.
     """
-    ro = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    ro = (0 if writable else sc.MS_RDONLY) | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     target = "/sys/fs/cgroup"
     if "" in hierarchies:
         _mount("cgroup2", target, "cgroup2", ro)

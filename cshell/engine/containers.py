@@ -22,24 +22,35 @@ from typing import Any
 from cshell.engine import cgroups, namespaces, terminal, trace
 from cshell.engine.init import ProcessSpec
 from cshell.engine.joining import spawn_joined
+from cshell.engine.limits import host_config as limits_host_config
 from cshell.engine.limits import parse as parse_limits
 from cshell.engine.network import NetPlan, Network, parse_mode
 from cshell.engine.processes import (
     StatusChannel,
-    alive,
     close_all_but,
     open_channel,
     process_start_time,
     wait_pid_exit,
 )
 from cshell.engine.rootfs import RootfsPlan, make_init_layer
+from cshell.engine.security import inspect_host_config as inspect_security
+from cshell.engine.security import plan as security_plan
+from cshell.engine.security import settings as security_settings
 from cshell.engine.shim import ShimIO, now, run_shim
-from cshell.engine.state import StateRoot, atomic_write, new_id, read_json, write_json
+from cshell.engine.state import (
+    Cleanup,
+    StateRoot,
+    atomic_write,
+    detach_mount,
+    mounts_below,
+    new_id,
+    read_json,
+    write_json,
+)
 from cshell.engine.volumes import inspect_mounts, materialize, parse_all
 from cshell.errors import (
     Conflict,
     ContainerCommandError,
-    CShellError,
     NotFound,
     PrivilegeError,
     RuntimeFailure,
@@ -85,6 +96,13 @@ class RunOptions:
     cpu_shares: str | None = None
     cpuset_cpus: str | None = None
     pids_limit: str | None = None
+    init: bool = False  # --init: cshell-init as PID 1 forwards signals and reaps zombies (docker's tini)
+    # containment (security.py): -u, --cap-add/--cap-drop, --privileged, --security-opt
+    user: str | None = None  # None: the image's USER
+    cap_add: list[str] = factory(list)
+    cap_drop: list[str] = factory(list)
+    privileged: bool = False
+    security_opt: list[str] = factory(list)
 
 
 @record
@@ -94,6 +112,7 @@ class ExecOptions:
     tty: bool = False
     env: list[str] = factory(list)
     workdir: str | None = None
+    user: str | None = None  # -u: None is the container's user
 
 
 class Container:
@@ -126,6 +145,12 @@ class Container:
         """The recorded PID 1 still exists and is the same process (not a reused PID)."""
         return self.pid > 0 and process_start_time(self.pid) == self.state.get("pid_start")
 
+    def shim_alive(self) -> bool:
+        """Its shim still runs (the same process: start time checked when recorded)."""
+        pid = int(self.state.get("shim_pid") or 0)
+        started = process_start_time(pid) if pid > 0 else 0
+        return started != 0 and self.state.get("shim_start", started) == started
+
     @property
     def status(self) -> str:
         status = self.state.get("status", "created")
@@ -142,10 +167,16 @@ class Container:
         write_json(self.dir / "state.json", self.state)
 
     def rootfs_plan(self) -> RootfsPlan:
+        mounts = self.config.get("mounts", [])
+        if self.config.get("init"):  # the host's static cshell-init, read-only, on the init layer's placeholder
+            from cshell.engine import initbin
+
+            mounts = [initbin.mount_entry(), *mounts]
         return RootfsPlan(
             lowerdirs=[str(self.dir / "init"), *reversed(self.config["layers"])],
             upperdir=str(self.dir / "rw"), workdir=str(self.dir / "work"),
-            merged=str(self.dir / "merged"), state_dir=str(self.dir), mounts=self.config.get("mounts", []),
+            merged=str(self.dir / "merged"), state_dir=str(self.dir), mounts=mounts,
+            privileged=bool((self.config.get("security") or {}).get("privileged")),
         )
 
     def delete_files(self, volumes: bool = False) -> None:
@@ -188,10 +219,14 @@ class Container:
                 "Hostname": cfg["hostname"], "Env": cfg["env"], "Cmd": cfg["cmd"],
                 "Entrypoint": cfg.get("entrypoint"), "Image": cfg["image"],
                 "WorkingDir": cfg["workdir"], "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
+                "User": cfg.get("user") or "",
             },
             "HostConfig": {"AutoRemove": cfg["auto_remove"], "NetworkMode": cfg.get("network", "none"),
+                           "Init": bool(cfg.get("init")),
                            "PortBindings": _port_bindings(cfg.get("ports", [])),
-                           "PublishAllPorts": bool(cfg.get("publish_all"))},
+                           "PublishAllPorts": bool(cfg.get("publish_all")),
+                           **limits_host_config(cfg.get("limits") or {}),
+                           **inspect_security(cfg.get("security") or {})},
             "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
             "Mounts": inspect_mounts(cfg.get("mounts", [])),
         }
@@ -302,6 +337,7 @@ class Runtime:
             raise UsageError(f"invalid container name {opts.name!r}",
                              "names use letters, digits and _ . - and start with a letter or digit")
         mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
+        security = security_settings(opts.cap_add, opts.cap_drop, opts.privileged, opts.security_opt, opts.user)
         mode = parse_mode(opts.network)
         joined = self._join_target(mode, opts) if mode.startswith("container:") else None
         if joined is not None:
@@ -321,17 +357,27 @@ class Runtime:
                                      else os.uname().nodename if mode == "host" else cid[:12])
         env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
                         ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
-        with self.root.locked():
-            name = opts.name or self._free_name()
-            if any(c.name == name for c in self.list()):
+        if opts.init:
+            from cshell.engine import initbin
+
+            initbin.ensure()  # built now if `make venv` did not: refused before anything is made
+        with self.root.locked():  # config.json comes later: the name is reserved in .name meanwhile
+            taken = self._taken_names()
+            name = opts.name or self._free_name(taken)
+            if name in taken:
                 raise Conflict(f'the container name "{name}" is already in use',
                                f"remove it first (rm -f {name}) or choose another --name")
             d = self.root.container_dir(cid)
             d.mkdir()
+            atomic_write(d / ".name", name.encode())
         try:
             for sub in ("rw", "work", "merged"):
                 (d / sub).mkdir()
             make_init_layer(d / "init")
+            if opts.init:
+                from cshell.engine import initbin
+
+                initbin.make_placeholder(d / "init")
             (d / "hostname").write_text(hostname + "\n")
             (d / "hosts").write_text(hosts_text(f"127.0.1.1\t{hostname}"))
             (d / "resolv.conf").write_bytes(_default_resolv_conf())
@@ -347,7 +393,8 @@ class Runtime:
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
                 "mounts": materialize(self.root, mount_specs),
-                "limits": limits,
+                "limits": limits, "init": opts.init,
+                "security": security, "user": opts.user if opts.user is not None else img_cfg.get("User") or "",
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
                    if opts.builder else {}),
             })
@@ -357,8 +404,23 @@ class Runtime:
             raise
         return Container(d)
 
-    def _free_name(self) -> str:
-        taken = {c.name for c in self.list()}
+    def _taken_names(self) -> set[str]:
+        """Every container's name, and the names of those being created right now (.name)."""
+        names: set[str] = set()
+        if not self.root.containers.is_dir():
+            return names
+        for d in self.root.containers.iterdir():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                names.add(read_json(d / "config.json")["name"])
+                continue
+            with contextlib.suppress(OSError):
+                names.add((d / ".name").read_text())
+        return names
+
+    @staticmethod
+    def _free_name(taken: set[str]) -> str:
+        if len(taken) >= len(ADJECTIVES) * len(SCIENTISTS):
+            raise Conflict("every generated name is taken", "give the container a --name")
         while True:
             name = f"{random.choice(ADJECTIVES)}_{random.choice(SCIENTISTS)}"
             if name not in taken:
@@ -384,8 +446,15 @@ class Runtime:
                     os.close(fd)
             channel.close()
             raise
-        spec = ProcessSpec(argv=c.config["argv"], env=c.config["env"], cwd=c.config["workdir"],
-                           tty=tty, hostname=c.config["hostname"], net=net.init_net)
+        argv = c.config["argv"]
+        if c.config.get("init"):
+            from cshell.engine import initbin
+
+            initbin.ensure()
+            argv = [initbin.TARGET, "--", *argv]
+        spec = ProcessSpec(argv=argv, env=c.config["env"], cwd=c.config["workdir"],
+                           tty=tty, hostname=c.config["hostname"], net=net.init_net,
+                           security=security_plan(c.config, self.root.path))
         plan = c.rootfs_plan()
         middle = os.fork()
         if middle == 0:
@@ -407,6 +476,8 @@ class Runtime:
                     if code in (126, 127) else "the kernel refused a setup step; `explain on` shows which")
             if message.startswith("cgroup write refused"):
                 hint = "the kernel refused that limit: `help run` lists the ranges; nothing was created"
+            if message.startswith(("unable to find user", "unable to find group")):
+                hint = "use a user the image's /etc/passwd defines, or numeric ids: -u 1000:1000"
             if message.startswith("overlay mount failed"):
                 hint = ("the state root must be on a filesystem that can hold an overlay upper dir "
                         "(ext4, xfs, tmpfs; not overlayfs): choose another with --root DIR")
@@ -514,39 +585,76 @@ class Runtime:
                 os.kill(c.pid, sig)
 
     def stop(self, c: Container, timeout: float = 10) -> None:
+        """docker stop: SIGTERM, then SIGKILL after ``timeout`` seconds (PID 1 may ignore TERM)."""
         require_root()
-        if not c.alive():
-            self._record_exit_if_lost(c)
-            return
-        self.kill(c, signal.SIGTERM)
-        if not wait_pid_exit(c.pid, timeout):
-            self.kill(c, signal.SIGKILL)
-            wait_pid_exit(c.pid, 5)
+        if c.alive():
+            self.kill(c, signal.SIGTERM)
+            if not wait_pid_exit(c.pid, timeout if 0 <= timeout < 1e9 else None):  # -1: forever, as docker
+                trace.info(f"{c.name} did not stop within {timeout:g}s of SIGTERM: SIGKILL")
+                self.kill(c, signal.SIGKILL)
+                wait_pid_exit(c.pid, 5)
         self._wait_recorded(c)
 
     def _wait_recorded(self, c: Container, timeout: float = 3) -> None:
-        """Give the shim time to write the exit; if it is gone, record it ourselves."""
+        """Give the shim time to write the exit; if it is gone, settle the container ourselves."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 c.state = read_json(c.dir / "state.json")
             except FileNotFoundError:
                 return  # --rm: the shim removed it
-            if c.state.get("status") != "running":
-                return
-            if not alive(c.state.get("shim_pid", 0)):
+            if c.state.get("status") != "running" or not c.shim_alive():
                 break
             time.sleep(0.005)
-        self._record_exit_if_lost(c)
+        if c.state.get("status") == "running" and not c.shim_alive():
+            work = Cleanup()
+            self._settle_lost(c, work)
+            if work.errors:
+                raise RuntimeFailure(f"cleaning up after {c.name}'s shim: {work.errors[0]}",
+                                     "run `system check --repair` (a later command retries too)")
 
-    def _record_exit_if_lost(self, c: Container) -> None:
-        if c.state.get("status") == "running" and not c.alive():
-            Network(self.root).release(c.id)  # the shim that would have done it is gone
-            cgroups.remove(c.id)
-            with contextlib.suppress(FileNotFoundError):
-                c.save_state(status="exited", pid=0, finished_at=now(),
-                             exit_code=c.state.get("exit_code") or 255,
-                             error="the shim ended before the container; exit status unknown")
+    def _settle_lost(self, c: Container, work: Cleanup) -> None:
+        """Its shim is gone: nobody reaps PID 1, logs its output or releases what it holds.
+
+        containerd's cleanupAfterDeadShim: kill what is left of the container,
+        release its veth, rules, lease, cgroup and any host mount below its
+        directory, and record exit status 255 (unknown). Each step is tried even
+        when an earlier one failed; running it twice does nothing more.
+        """
+        what = f"container {c.name}"
+        if c.alive():  # the same process (start time checked): never a PID reused by someone else
+            work.attempt(f"{what}: kill PID 1 ({c.pid})", self._kill_orphan, c)
+        work.attempt(f"{what}: network", Network(self.root).release, c.id)
+        left = work.attempt(f"{what}: cgroup", cgroups.remove, c.id)
+        if left:
+            work.errors.append(f"{what}: cgroup {left[0]} still has processes")
+        work.attempt(f"{what}: mounts", self._unmount_leftovers, c)
+        if c.alive():
+            work.errors.append(f"{what}: PID 1 ({c.pid}) survived SIGKILL; state left as running")
+            return
+        if c.dir.is_dir():  # `rm` may have removed it meanwhile
+            work.attempt(f"{what}: state.json", c.save_state, status="exited", pid=0, finished_at=now(),
+                         exit_code=255, network={},
+                         error="the shim ended before the container; exit status unknown")
+        if c.config.get("auto_remove"):  # --rm: the shim would have removed it
+            work.attempt(f"{what}: remove (--rm)", c.delete_files, volumes=True)
+        work.note(f"{what}: its shim was gone: exited (255)")
+
+    def _kill_orphan(self, c: Container) -> None:
+        """SIGKILL PID 1 (the kernel then kills its whole pid namespace) and what is in its cgroup."""
+        trace.step(f"kill({c.pid}, SIGKILL)  # its shim is gone: nobody would reap it")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(c.pid, signal.SIGKILL)
+        for pid in cgroups.processes(c.id):  # e.g. an `exec` helper still joining
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_pid_exit(c.pid, 5)
+
+    @staticmethod
+    def _unmount_leftovers(c: Container) -> None:
+        """Host mounts below the container's directory (its own live only in its namespace)."""
+        for point in mounts_below(c.dir):
+            detach_mount(point)
 
     def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         require_root()
@@ -557,41 +665,66 @@ class Runtime:
             self.kill(c, signal.SIGKILL)
             wait_pid_exit(c.pid, 5)
             self._wait_recorded(c)
-        Network(self.root).release(c.id)  # normally done by the shim; not if it was killed
-        left = cgroups.remove(c.id)
+        work = Cleanup()
+        # Normally the shim's job; not if it was killed. Every step runs, whatever failed before.
+        work.attempt(f"{c.name}: network", Network(self.root).release, c.id)
+        left = work.attempt(f"{c.name}: cgroup", cgroups.remove, c.id)
+        work.attempt(f"{c.name}: mounts", self._unmount_leftovers, c)
         if left:
             raise RuntimeFailure(f"cgroup {left[0]} is still busy", "a process escaped the container; kill it and retry")
+        if mounts_below(c.dir):  # rm -rf must never descend into a mounted host directory
+            raise RuntimeFailure(f"{c.name}: a mount below {c.dir} could not be detached",
+                                 f"{work.errors[0] if work.errors else 'umount it'}, then retry")
         trace.step(f"rm -rf {c.dir}")
         c.delete_files(volumes)
 
-    def reconcile(self) -> list[str]:
-        """On start-up: make state.json tell the truth and drop what a crash left half-made.
+    def reconcile(self) -> Cleanup:
+        """On start-up: make state.json tell the truth and remove what a crash left.
 
-        Half-made means: a container directory without state.json, a layer still
-        being unpacked, an empty cgroup of ours. Each is left alone while young,
-        since another shell may be making it right now.
+        - a container recorded as running whose shim is gone: its PID 1 (if it is
+          still the same process) killed, its network, cgroup and mounts
+          released, exit status 255;
+        - half-made things: a container directory without state.json, a layer
+          still being unpacked, a blob being written, an empty cgroup of ours,
+          a lease, veth or rule of no running container. Each is left alone
+          while young, since another shell may be making it right now.
+
+        Every step is idempotent and runs even when an earlier one failed; the
+        result lists what was fixed (``done``) and what failed (``errors``, one
+        line each). Costs a few directory looks when there is nothing to do.
         """
-        fixed = [*_remove_stale(self.root.layers.glob("*.unpacking")), *cgroups.remove_orphans(),
-                 *_remove_stale(self.root.images.glob("blobs/sha256/.ingest-*")),
-                 *_remove_stale(self.root.path.glob("distribution/*/*"), min_age=PARTIAL_DOWNLOAD_AGE)]
+        work = Cleanup()
+        stale = ((self.root.layers.glob("*.unpacking"), 30), (self.root.images.glob("blobs/sha256/.ingest-*"), 30),
+                 (self.root.path.glob("distribution/*/*"), PARTIAL_DOWNLOAD_AGE))
+        for paths, age in stale:
+            work.done += work.attempt("leftovers", _remove_stale, paths, min_age=age) or []
+        work.done += work.attempt("cgroups", cgroups.remove_orphans) or []
         if not self.root.containers.is_dir():
-            return fixed
+            return work
+        host_mounts = work.attempt("mountinfo", mounts_below, self.root.containers) or []
         for d in self.root.containers.iterdir():
-            if not (d / "state.json").exists():
-                fixed += _remove_stale([d])
-                continue
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                c = Container(d)
-                if _orphaned_build_step(c):  # its build was killed: nobody will remove it
-                    with contextlib.suppress(CShellError, OSError):
-                        self.remove(c, force=True)
-                        fixed.append(c.id)
-                    continue
-                if c.state.get("status") == "running" and not c.alive() \
-                        and not alive(c.state.get("shim_pid", 0)):
-                    self._record_exit_if_lost(c)
-                    fixed.append(c.id)
-        return fixed + Network(self.root).reconcile(self._holds_network)
+            work.attempt(f"container {d.name[:12]}", self._reconcile_one, d, work,
+                         any(p.startswith(f"{d}/") for p in host_mounts))
+        network = Network(self.root)
+        work.done += work.attempt("network", network.reconcile, self._holds_network, rules=bool(work.done)) or []
+        return work
+
+    def _reconcile_one(self, d: Path, work: Cleanup, has_mounts: bool) -> None:
+        if not (d / "state.json").exists():
+            work.done += _remove_stale([d])
+            return
+        try:
+            c = Container(d)
+        except (FileNotFoundError, ValueError):
+            return  # removed meanwhile
+        if _orphaned_build_step(c):  # its build was killed: nobody will remove it
+            self.remove(c, force=True)
+            work.note(f"build step {c.short_id}: removed (its build is gone)")
+        elif c.state.get("status") == "running" and not c.shim_alive():
+            self._settle_lost(c, work)
+        elif has_mounts and not c.shim_alive() and not c.alive():
+            work.attempt(f"container {c.name}: mounts", self._unmount_leftovers, c)
+            work.note(f"container {c.name}: leftover mounts detached")
 
     def _holds_network(self, cid: str) -> bool:
         """Its PID 1 runs, or its shim does (and will release the network itself)."""
@@ -599,7 +732,7 @@ class Runtime:
             c = Container(self.root.container_dir(cid))
         except (FileNotFoundError, ValueError):
             return False
-        return c.alive() or alive(c.state.get("shim_pid", 0))
+        return c.alive() or c.shim_alive()
 
     # -- logs -----------------------------------------------------------------------------
 
@@ -630,7 +763,13 @@ class Runtime:
         if not c.alive():
             raise Conflict(f"container {c.name} is not running", f"start it first: start {c.name}")
         env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
-        spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty)
+        config = c.config if opts.user is None else {**c.config, "user": opts.user}
+        if opts.user:
+            from cshell.engine.users import check_spec
+
+            check_spec(opts.user)
+        spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty,
+                           security=security_plan(config, self.root.path))  # the container's confinement
         kinds = [k for k in namespaces.JOINABLE if k != "user"]
         return spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
 
@@ -638,6 +777,9 @@ class Runtime:
         """The article's set_ns.c: a host program in some of a process's namespaces."""
         require_root()
         spec = ProcessSpec(argv=argv, env=[f"{k}={v}" for k, v in os.environ.items()], cwd="")
+        owner = next((c for c in self.list() if c.pid == pid and c.alive()), None)
+        if owner is not None:  # a container's PID 1: the program is confined as the container is
+            spec.security = security_plan(owner.config, self.root.path)
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
 
 

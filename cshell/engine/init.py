@@ -21,9 +21,9 @@ import struct
 import termios
 from typing import NoReturn
 
-from cshell.engine import cgroups, rootfs, trace
+from cshell.engine import cgroups, rootfs, security, trace
 from cshell.engine import syscalls as sc
-from cshell.record import record
+from cshell.record import factory, record
 
 # The cgroup namespace comes later, once the shim has put us in our cgroup.
 CONTAINER_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
@@ -40,6 +40,8 @@ class ProcessSpec:
     # new: unshare a network namespace (only lo); ready: the shim made ours and wires it;
     # inherit: keep the one we were forked in (--net host, or container:NAME's, joined by the shim).
     net: str = "new"
+    # capabilities, seccomp program, no_new_privs, user: see security.py (None: none of it)
+    security: security.SecurityPlan = factory(security.SecurityPlan)
 
 
 def bring_up_loopback() -> None:
@@ -69,22 +71,72 @@ def attach_stdio(stdin: int, stdout: int, stderr: int, tty: bool) -> None:
 
 
 def close_inherited_fds(keep: int) -> None:
-    """No host descriptor may reach the container (CVE-2024-21626): close all but stdio."""
-    if keep > 3:  # os.closerange(3, 3) would close everything
-        os.closerange(3, keep)
-    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+    """No host descriptor may reach the container (CVE-2024-21626): close all but stdio.
+
+    ``keep`` (the error pipe) and the explain pipe, if any, stay: both are pipes
+    (nothing one could chdir or openat through) and close-on-exec, so execve closes them.
+    """
+    kept = sorted({keep, *([trace_fd] if (trace_fd := getattr(trace, "_fd", None)) is not None else [])})
+    start = 3
+    for fd in kept:
+        if fd > start:  # os.closerange(3, 3) would close everything
+            os.closerange(start, fd)
+        start = max(start, fd + 1)
+    os.closerange(start, os.sysconf("SC_OPEN_MAX"))
+
+
+def make_workdir(cwd: str) -> None:
+    """Like runc, a missing working directory is created (as root, before the user switch)."""
+    with contextlib.suppress(OSError):  # chdir below says why it cannot be used
+        os.makedirs(cwd, exist_ok=True)
 
 
 def enter_workdir(cwd: str) -> None:
-    os.makedirs(cwd, exist_ok=True)  # like runc, a missing working directory is created
-    os.chdir(cwd)
-    if not os.getcwd().startswith("/"):
-        raise OSError("working directory is outside the container")
+    """chdir, then runc's verifyCwd: getcwd must name a path inside this root.
+
+    With no host descriptor left open, `-w /proc/self/fd/N` cannot lead outside
+    (CVE-2024-21626); getcwd is the belt to those braces.
+    """
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise SetupError(f'chdir to cwd ("{cwd}") set in config.json failed: {e.strerror.lower()}') from None
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise SetupError(f"current working directory ({cwd}) is outside of the container mount namespace root")
 
 
-def exec_command(spec: ProcessSpec) -> NoReturn:
-    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in spec.env)
-    os.execvpe(spec.argv[0], spec.argv, env)
+class SetupError(Exception):
+    """A step before execve failed for a reason that is not execve's (exit 125/126)."""
+
+
+def env_dict(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in items)
+
+
+def exec_command(spec: ProcessSpec, env: dict[str, str] | None = None) -> NoReturn:
+    os.execvpe(spec.argv[0], spec.argv, env if env is not None else env_dict(spec.env))
+
+
+def confine(spec: ProcessSpec, create_cwd: bool = True) -> dict[str, str]:
+    """The last steps before execve (security.py): user, capabilities, no_new_privs, seccomp.
+
+    Returns the environment to exec with (HOME added from the user's passwd entry).
+    Raises SetupError with docker's wording when it cannot be done.
+    """
+    env = env_dict(spec.env)
+    if spec.cwd and create_cwd:
+        make_workdir(spec.cwd)
+    try:
+        security.apply(spec.security, env, lambda: enter_workdir(spec.cwd) if spec.cwd else None)
+    except LookupError as e:
+        raise SetupError(str(e.args[0])) from None
+    except OSError as e:
+        raise SetupError(f"{e.strerror or e}") from None
+    return env
 
 
 def fail(err_w: int, code: int, message: str) -> NoReturn:
@@ -123,17 +175,25 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
         hierarchies = cgroups.own_hierarchies()
         trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWCGROUP)})  # our cgroup becomes '/'")
         sc.unshare(sc.CLONE_NEWCGROUP)
-        cgroups.mount_view(hierarchies)  # /sys/fs/cgroup: our own group only, read-only
+        cgroups.mount_view(hierarchies, writable=plan.privileged)  # our own group only, read-only
     except OSError as e:
         fail(err_w, 125, setup_error(e, plan))
-    trace.step(f"close fds >= 3; chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")
-    trace.forward_to(None)  # the trace pipe is closed with the other descriptors
+    trace.step("close every fd >= 3 (CVE-2024-21626: no host directory may stay reachable)")
     try:
         reset_signals()
         attach_stdio(*stdio, tty=spec.tty)
         close_inherited_fds(keep=err_w)
-        enter_workdir(spec.cwd)
-        exec_command(spec)
+        env = confine(spec)
+    except SetupError as e:
+        fail(err_w, 125, str(e))
+    except OSError as e:
+        fail(err_w, 125, e.strerror or str(e))
+    except Exception as e:  # noqa: BLE001 - never return from the container's init
+        fail(err_w, 125, f"container setup failed: {e}")
+    trace.step(f"chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")
+    trace.forward_to(None)  # the explain pipe closes on exec
+    try:
+        exec_command(spec, env)
     except OSError as e:
         code, message = exec_error(spec.argv[0], e)
         fail(err_w, code, message)

@@ -17,8 +17,10 @@ from cshell.engine import cgroups, namespaces, terminal, trace
 from cshell.engine import syscalls as sc
 from cshell.engine.init import (
     ProcessSpec,
+    SetupError,
     attach_stdio,
     close_inherited_fds,
+    confine,
     exec_command,
     exec_error,
     reset_signals,
@@ -76,7 +78,10 @@ def spawn_joined(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str |
         streams.close_ours()
         channel.close()
         code, message = channel.error
-        raise ContainerCommandError(message, "check the command's name and that it exists there", exit_code=code)
+        hint = ("use a user the container's /etc/passwd defines, or numeric ids: -u 1000:1000"
+                if message.startswith(("unable to find user", "unable to find group"))
+                else "check the command's name and that it exists there")
+        raise ContainerCommandError(message, hint, exit_code=code)
     _copy_until_exit(channel, spec, streams)
     os.waitpid(child, 0)
     return channel.exit_code if channel.exit_code is not None else 255
@@ -115,7 +120,10 @@ def _joined_child(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str 
             report(status_w, f"error {failure}")
             os._exit(0)
         report(status_w, f"started {grandchild}")
+        trace_fd = getattr(trace, "_fd", None)
         trace.forward_to(None)
+        if trace_fd is not None:
+            os.close(trace_fd)  # the shell waits for the explain pipe to close before it copies output
         _, status = os.waitpid(grandchild, 0)
         report(status_w, f"exit {exit_code_of(status)}")
     except BaseException as e:  # noqa: BLE001 - report, never raise in a forked child
@@ -124,17 +132,29 @@ def _joined_child(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str 
 
 
 def _exec_joined(spec: ProcessSpec, stdio: Stdio, err_w: int) -> NoReturn:
+    """The grandchild: in the container's namespaces; confined like its PID 1, then execve.
+
+    The same user, capability sets, no_new_privs and seccomp program as the container
+    (security.py), applied after every inherited descriptor is closed.
+    """
     try:
         reset_signals()
-        trace.step(f"fork() → execve({spec.argv[0]!r}, {spec.argv!r})")
-        trace.forward_to(None)
+        trace.step("fork()  # a new pid namespace applies to children only")
         attach_stdio(*stdio, tty=spec.tty)
         close_inherited_fds(keep=err_w)
-        if spec.cwd:
-            os.chdir(spec.cwd)
-        exec_command(spec)
+        env = confine(spec, create_cwd=False)
+        trace.step(f"execve({spec.argv[0]!r}, {spec.argv!r})")
+        trace.forward_to(None)
+        exec_command(spec, env)
+    except SetupError as e:
+        _exec_failed(err_w, 126, str(e))
     except OSError as e:
-        code, message = exec_error(spec.argv[0], e)
-        with contextlib.suppress(OSError):
-            os.write(err_w, f"{code}\t{message}".encode())
-        os._exit(code)
+        _exec_failed(err_w, *exec_error(spec.argv[0], e))
+    except Exception as e:  # noqa: BLE001 - never return from a forked child
+        _exec_failed(err_w, 126, f"exec setup failed: {e}")
+
+
+def _exec_failed(err_w: int, code: int, message: str) -> NoReturn:
+    with contextlib.suppress(OSError):
+        os.write(err_w, f"{code}\t{message}".encode())
+    os._exit(code)

@@ -211,11 +211,11 @@ def _remount(root: str, target: str, flags: int) -> None:
         sc.mount("none", fd_path(fd), None, sc.MS_REMOUNT | sc.MS_BIND | flags)
 
 
-def mount_one(root: str, m: dict[str, Any]) -> None:
+def mount_one(root: str, m: dict[str, Any], copy: bool = True) -> None:
     target, kind = m["destination"], m["type"]
     is_dir = kind != "bind" or m.get("is_dir", True)
     with opened(root, target, is_dir) as fd:
-        if kind == "volume" and m.get("copy", True) and os.path.isdir(fd_path(fd)):
+        if copy and kind == "volume" and m.get("copy", True) and os.path.isdir(fd_path(fd)):
             n = copy_data(fd, m["source"])
             if n:
                 trace.step(f"copyData: {n} entries of {target} copied into the new volume {m['name'][:12]}")
@@ -227,16 +227,31 @@ def mount_one(root: str, m: dict[str, Any]) -> None:
             return
         trace.step(f"mount({m['source']!r}, {target!r} via /proc/self/fd/{fd}, none, MS_BIND|MS_REC)")
         sc.mount(m["source"], fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
-    flags = (sc.MS_NOSUID | sc.MS_NODEV if kind == "volume" else 0) | (0 if m["rw"] else sc.MS_RDONLY)
+    # nodev on binds too (set by rootfs.py unless --privileged): no device node through a bind
+    flags = (sc.MS_NOSUID | sc.MS_NODEV if kind == "volume" else sc.MS_NODEV if m.get("nodev") else 0) \
+        | (0 if m["rw"] else sc.MS_RDONLY)
     if flags:
         _remount(root, target, flags)
 
 
-def mount_all(root: str, mounts: list[dict[str, Any]]) -> None:
+POPULATED = "volumes-populated"  # in the container's directory: copyData was done for it
+
+
+def mount_all(root: str, mounts: list[dict[str, Any]], state_dir: str | None = None) -> None:
+    """Mount the volumes, binds and tmpfs; copyData only at the container's first start.
+
+    Docker copies the image's content into a new volume once, at create; ours happens
+    when the rootfs first exists, at the first start, and ``state_dir``/volumes-populated
+    remembers it: a volume the user emptied stays empty after stop and start.
+    """
+    marker = os.path.join(state_dir, POPULATED) if state_dir else None
+    copy = marker is None or not os.path.exists(marker)
     for m in mounts:
         try:
-            mount_one(root, m)
+            mount_one(root, m, copy)
         except OSError as e:
             msg = e.strerror or str(e)
             raise OSError(e.errno, msg if msg.startswith("mount target") else f"volume {m['destination']}: {msg}") \
                 from None
+    if marker is not None and copy:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))

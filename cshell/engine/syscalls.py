@@ -114,3 +114,74 @@ def sethostname(name: str) -> None:
 
 def prctl(option: int, arg: int = 0) -> None:
     _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+
+
+# -- capabilities, no_new_privs, seccomp (containment; see caps.py and seccomp.py) ---------------
+
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_KEEPCAPS = 8
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def prctl_get(option: int, arg: int = 0) -> int:
+    """prctl that returns its value (PR_CAPBSET_READ, PR_GET_NO_NEW_PRIVS)."""
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+
+
+def prctl_args(option: int, *args: int) -> None:
+    full = [ctypes.c_ulong(a) for a in (*args, 0, 0, 0, 0)[:4]]
+    _check(_libc.prctl(ctypes.c_int(option), *full), "prctl")
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) on ourselves: three 64-bit masks (bit N = capability N)."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def capget() -> tuple[int, int, int]:
+    """Our (effective, permitted, inheritable) masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    eff = data[0].effective | data[1].effective << 32
+    prm = data[0].permitted | data[1].permitted << 32
+    inh = data[0].inheritable | data[1].inheritable << 32
+    return eff, prm, inh
+
+
+def seccomp_set_filter(bpf: bytes) -> None:
+    """Install a classic-BPF seccomp program (8 bytes per instruction) on this thread.
+
+    The kernel accepts it only with no_new_privs set or CAP_SYS_ADMIN held; it
+    stays for the process and everything it execs or forks, and cannot be removed.
+    """
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                       ctypes.byref(prog), 0, 0), "seccomp")
