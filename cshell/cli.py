@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(StateRoot(opts.get("--root") or None), out, interactive=interactive)  # type: ignore[arg-type]
     ctx.explain = bool(opts.get("--explain"))
     if os.geteuid() == 0 and ctx.root.containers.is_dir():
-        ctx.runtime.reconcile()
+        for problem in ctx.runtime.reconcile().errors:  # one line each; the command still runs
+            out.note(f"reconcile: {problem}")
 
     if "-c" in opts:
         status = 0

@@ -16,6 +16,7 @@ from cshell.commands import (  # noqa: F401  (registration)
     ns,
     remote,
     shell,
+    system,
     transfer,
     volume,
 )

@@ -423,23 +423,87 @@ class Network:
             portmap.remove(self.tag)
             marker.unlink()
 
-    def reconcile(self, running: Any) -> list[str]:
-        """Release leases whose container is gone or stopped (a killed shim); drop an unused bridge.
+    def reconcile(self, running: Any, rules: bool = False) -> list[str]:
+        """Release leases whose container is gone or stopped (a killed shim); drop an unused bridge;
+        delete veths (and with ``rules``, iptables rules) of ours that no lease accounts for.
 
         ``running(cid)`` says whether the container's PID 1 or shim still lives.
-        Costs two directory looks when there is nothing to do.
+        Costs a few directory looks when there is nothing to do (``rules`` runs iptables-save).
+        Raises the first error after trying every step.
         """
-        fixed = []
+        fixed: list[str] = []
+        errors: list[str] = []
         for lease in self.leases.all():
             gone = not (self.root.containers / lease.container).is_dir()
             if gone or (lease.age > STALE_LEASE and not running(lease.container)):
-                with contextlib.suppress(CShellError, OSError):
+                try:
                     self.release(lease.container)
                     fixed.append(f"lease {lease.ip}")
+                except (CShellError, OSError) as e:
+                    errors.append(f"lease {lease.ip}: {e}")
+        try:
+            fixed += self.sweep(rules)
+        except (CShellError, OSError) as e:
+            errors.append(f"stray veths/rules: {e}")
         if self.bridge_exists() and not self.leases.all():
-            with contextlib.suppress(CShellError, OSError):
+            try:
                 self.drop_bridge()
                 fixed.append(f"bridge {self.bridge}")
+            except (CShellError, OSError) as e:
+                errors.append(f"bridge {self.bridge}: {e}")
+        if errors:
+            raise RuntimeFailure("; ".join(errors), "`system check --repair` retries")
+        return fixed
+
+    def stray_links(self) -> list[str]:
+        """Host veth ends tagged as ours (alias cshell:BRIDGE:ID) that no lease names.
+
+        Call under the lock: a veth is made after its lease and deleted before it,
+        so while we hold the lock a veth without a lease was left by a crash.
+        """
+        leased = {lease.data.get("veth") for lease in self.leases.all()}
+        out = []
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir("/sys/class/net"):
+                if not name.startswith("veth") or name in leased:
+                    continue
+                with contextlib.suppress(OSError):
+                    alias = Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+                    if alias.startswith(self.tag + ":"):
+                        out.append(name)
+        return out
+
+    def stray_rules(self) -> dict[str, list[str]]:
+        """{tag: iptables-save lines} of per-container rules whose container holds no lease (call under the lock)."""
+        from cshell.engine import portmap
+
+        leased = {self.rule_tag(lease.container) for lease in self.leases.all()}
+        stray: dict[str, list[str]] = {}
+        for lines in portmap.saved_rules(self.tag).values():
+            for line in lines:
+                tag = line.split("--comment", 1)[1].split()[0].strip('"')
+                if tag.startswith(self.tag + ":") and tag not in leased:  # not the bridge's own rules
+                    stray.setdefault(tag, []).append(line)
+        return stray
+
+    def sweep(self, rules: bool = False) -> list[str]:
+        """Delete stray veths (and, with ``rules``, stray rules); what was removed. Idempotent."""
+        from cshell.engine import portmap
+
+        if not self.dir.is_dir():
+            return []
+        fixed = []
+        with self.locked():
+            for name in self.stray_links():
+                trace.step(f"ip link del {name}  # no lease: a crash left it")
+                with contextlib.suppress(OSError):  # gone meanwhile (its namespace died)
+                    from cshell.engine.netlink import Rtnl
+
+                    with Rtnl() as rt:
+                        rt.delete_link(socket.if_nametoindex(name))
+                    fixed.append(f"veth {name}")
+            for tag in self.stray_rules() if rules else {}:
+                fixed.append(f"{portmap.remove(tag)} iptables rule(s) {tag}")
         return fixed
 
 

@@ -124,8 +124,8 @@ def alive(pid: int) -> bool:
     return bool(pid) and process_start_time(pid) != 0
 
 
-def wait_pid_exit(pid: int, timeout: float) -> bool:
-    """Wait for a process that is not our child to end (pidfd_open, Linux 5.3+)."""
+def wait_pid_exit(pid: int, timeout: float | None) -> bool:
+    """Wait for a process that is not our child to end (pidfd_open, Linux 5.3+; None: forever)."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:

@@ -154,7 +154,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         return 0
 
     state.update(status="running", pid=pid, pid_start=process_start_time(pid),
-                 shim_pid=os.getpid(), started_at=now(), exit_code=0, error="", oom_killed=False,
+                 shim_pid=os.getpid(), shim_start=process_start_time(os.getpid()), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
     trace.forward_to(None)

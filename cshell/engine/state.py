@@ -15,25 +15,37 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cshell.errors import PrivilegeError, RuntimeFailure
 
 DEFAULT_ROOT = "/var/lib/cshell"
+T = TypeVar("T")
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write temp, fsync, rename: a reader sees the old file or the new one."""
+    """Write temp, fsync, rename: a reader sees the old file or the new one.
+
+    On any failure (a full disk, say) the temp file goes and the old file stays.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:  # a large write may be partial
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -98,3 +110,58 @@ class StateRoot:
             yield
         finally:
             os.close(fd)
+
+
+class Cleanup:
+    """Clean-up steps that must all be tried (reconcile, rm, system prune/check --repair).
+
+    Each step is idempotent (a second run finds nothing to do); a step that fails
+    is noted in one line and the next one still runs, as containers/storage joins
+    its deletion errors: a half-finished clean-up must never stop the rest.
+    """
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.errors: list[str] = []
+
+    def attempt(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any failure is reported, the next step runs
+            text = getattr(e, "message", None) or (f"{e.strerror}" if isinstance(e, OSError) and e.strerror
+                                                   else str(e) or type(e).__name__)
+            self.errors.append(f"{what}: {text}".replace("\n", " "))
+            return None
+
+    def note(self, what: str) -> None:
+        self.done.append(what)
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def mounts_below(path: str | os.PathLike[str]) -> list[str]:
+    """Mount points of our mount namespace strictly below PATH, deepest first."""
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), line.split()[4].decode(errors="replace"))
+            if point.startswith(prefix):
+                found.append(point)
+    return sorted(set(found), key=lambda p: (p.count("/"), p), reverse=True)
+
+
+def detach_mount(point: str) -> None:
+    """umount2(MNT_DETACH): gone from the tree now, freed once nothing uses it (EINVAL: not a mount)."""
+    import errno
+
+    from cshell.engine import syscalls as sc
+    from cshell.engine import trace
+
+    trace.step(f"umount2({point!r}, MNT_DETACH)  # a mount a crash left on the host")
+    try:
+        sc.umount2(point, sc.MNT_DETACH)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):
+            raise

@@ -160,9 +160,13 @@ class BlobWriter:
         return digest, self.size
 
     def discard(self) -> None:
-        self.file.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        try:
+            self.file.close()  # flushes: on a full disk that fails again, and the temp file must still go
+        except OSError:
+            pass
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
 
 
 class Store:
@@ -484,8 +488,10 @@ class Store:
         diff = self.layer_dir(chain_id)
         if diff.exists():
             return
-        staging = diff.parent.with_name(diff.parent.name + ".unpacking")
-        shutil.rmtree(staging, ignore_errors=True)  # a crash mid-unpack left it
+        # One staging dir per process: two shells may unpack the same layer at once
+        # (the first rename wins); a crash leaves it for reconcile (*.unpacking).
+        staging = diff.parent.with_name(f"{diff.parent.name}.{os.getpid()}.unpacking")
+        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         from cshell.engine import archive  # tarfile only when a layer is new
 
@@ -496,7 +502,12 @@ class Store:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
-        os.rename(staging, diff.parent)
+        try:
+            os.rename(staging, diff.parent)
+        except OSError:  # ENOTEMPTY/EEXIST: another shell's identical unpack won the race
+            shutil.rmtree(staging, ignore_errors=True)
+            if not diff.exists():
+                raise
 
     # -- removing -------------------------------------------------------------------------
 
