@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,20 @@ def free_port() -> int:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def serve(auth: str = "open", users: dict[str, str] | None = None) -> Iterator[Registry]:
+    """A registry for a fixture: skips when docker-registry is missing, stops it afterwards."""
+    import pytest
+
+    if not Path(REGISTRY_BIN).exists():
+        pytest.skip("needs docker-registry (make deps installs it)")
+    reg = Registry(auth, users).start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+        assert reg.proc is None or reg.proc.poll() is not None, "docker-registry still runs"
 
 
 class Registry:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cshell_argv, cshell_env, run_cshell, wait_for
-from registryd import REGISTRY_BIN, FaultProxy, Registry, put_blob, put_manifest, request
+from registryd import REGISTRY_BIN, FaultProxy, Registry, put_blob, put_manifest, request, serve
 from test_transfer import fails, make_image, ok, sha, tar_of
 
 from cshell.engine import regconfig
@@ -42,30 +42,21 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 # -- fixtures: one registry of each kind per module, a private config per test --------------------------
 
 
-def _serve(auth: str) -> Iterator[Registry]:
-    reg = Registry(auth, {USER: PASSWORD}).start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
-        assert reg.proc is None or reg.proc.poll() is not None, "docker-registry still runs"
-
-
 @pytest.fixture(scope="module")
 def registry() -> Iterator[Registry]:
-    yield from _serve("open")
+    yield from serve("open", {USER: PASSWORD})
 
 
 @pytest.fixture(scope="module")
 def basic_registry() -> Iterator[Registry]:
-    yield from _serve("htpasswd")
+    yield from serve("htpasswd", {USER: PASSWORD})
 
 
 @pytest.fixture(scope="module")
 def token_registry() -> Iterator[Registry]:
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make the token server's key")
-    yield from _serve("token")
+    yield from serve("token", {USER: PASSWORD})
 
 
 @pytest.fixture(autouse=True)

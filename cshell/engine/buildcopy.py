@@ -149,12 +149,17 @@ def _apply(stream: IO[bytes], header: dict[str, Any]) -> None:
 
 def _unpack_archive(fileobj: IO[bytes], base: str, owner: tuple[int, int] | None) -> None:
     """ADD of a local archive: extract it under ``base`` (its own owners unless --chown)."""
+    limit, total = archive.max_layer_bytes(), 0
     with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
         for m in tar:
             try:
                 name = archive._safe_name(m.name)
             except ValueError as e:
                 raise _Refused(f"the archive is unsafe: {e}", "ADD refuses entries with '..' in their path") from None
+            total += m.size if m.isreg() else 0
+            if total > limit:  # a decompression bomb (or a sparse file of a terabyte) fills the disk otherwise
+                raise _Refused(f"the archive expands past {archive.human(limit)} (CSHELL_MAX_LAYER_BYTES): "
+                               "refused as a decompression bomb", archive.LIMIT_HINT)
             if name and not (m.ischr() or m.isblk()):  # device nodes are never made (runtime notes 1.8)
                 write_member(tar, m, base, name, owner or (m.uid, m.gid), None)
 

@@ -289,7 +289,7 @@ def _ingest_tar(store: Store, source: IO[bytes]) -> tuple[str, int]:
     writer = store.new_blob()
     try:
         head, chunks = with_head(source)
-        for data in decompressed(chunks, compression_of(head)):
+        for data in decompressed(chunks, compression_of(head), "the tar"):
             writer.write(data)
         writer.file.flush()
         _check_tar(Path(writer.tmp))
@@ -310,6 +310,9 @@ def _check_tar(path: Path) -> None:
                              "import reads a flat rootfs tar, like `export` or `tar -C rootfs -c .` writes") from None
     if count == 0:
         raise UsageError("the tar is empty", "import reads a flat rootfs tar, like `export` writes")
+    from cshell.engine.archive import check_layer
+
+    check_layer(path)  # what `run` would refuse to unpack is refused now ('..', outside hard links, bounds)
 
 
 def _import_config(opts: ImportOptions) -> dict[str, Any]:

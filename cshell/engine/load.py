@@ -473,18 +473,25 @@ class _Zstandard:
         return self.obj.decompress(data)
 
 
-def decompressed(chunks: Iterator[bytes], kind: str | None) -> Iterator[bytes]:
+def decompressed(chunks: Iterator[bytes], kind: str | None, what: str = "") -> Iterator[bytes]:
+    """The bytes of a (maybe) compressed stream; bounded (archive.Bound): a bomb stops early."""
     if kind is None:
         yield from chunks
         return
+    from cshell.engine.archive import Bound
+
+    bound = Bound(what or f"a {kind} stream")
     make = decompressor(kind)
     d = make()
     for chunk in chunks:
+        fed = len(chunk)
         while chunk:
             try:
                 out = d.decompress(chunk)
             except (zlib.error, OSError, lzma.LZMAError, ValueError, EOFError) as e:
                 raise hostile(f"a {kind} stream is corrupt ({e})") from None
+            bound.add(fed, len(out))
+            fed = 0
             if out:
                 yield out
             chunk = d.unused_data if d.eof else b""
@@ -545,7 +552,7 @@ class Staging:
         with archive.open(m) as f:
             raw = _Hashed(f, f"Loading layer {src.diff_id[7:19]}", m.size)
             head, chunks = with_head(raw)
-            for data in decompressed(chunks, compression_of(head)):
+            for data in decompressed(chunks, compression_of(head), f"layer {src.member}"):
                 sink.write(data)
         if src.digest and raw.digest != src.digest:
             raise hostile(f"layer blob {src.digest[:19]} hashes to {raw.digest[:19]}: "
@@ -553,6 +560,12 @@ class Staging:
         if (actual := "sha256:" + sink.hash.hexdigest()) != src.diff_id:
             raise hostile(f"layer {src.member} unpacks to {actual[:19]}, "
                           f"but the config's diff_id says {src.diff_id[:19]}")
+        if isinstance(sink, BlobWriter):  # new to the store: its entries are checked before it enters
+            from cshell.engine import archive as layer_rules
+
+            sink.file.flush()
+            trace.step(f"tar -t {src.member}  # every entry checked: no '..', no outside hard link, bounded")
+            layer_rules.check_layer(sink.tmp, src.diff_id[7:19])
 
     def commit(self) -> None:
         for diff_id, writer in self.writers.items():
@@ -630,7 +643,7 @@ def seekable(store: Store, source: Path | IO[bytes]) -> Iterator[IO[bytes]]:
         store.root.images.mkdir(parents=True, exist_ok=True)
         spool = stack.enter_context(tempfile.TemporaryFile(dir=store.root.images, prefix=".load-"))
         trace.step(f"{kind or 'cat'} > {store.root.images}/.load-*  # a seekable copy of the archive")
-        for data in decompressed(chunks, kind):
+        for data in decompressed(chunks, kind, "the archive"):
             spool.write(data)
         spool.seek(0)
         yield spool

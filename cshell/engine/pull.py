@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import trace
+from cshell.engine.archive import TooBig, check_layer
 from cshell.engine.distribution import (
     BlobSources,
     Cancelled,
@@ -331,11 +332,19 @@ def _download(store: Store, client: Client, remote: Remote, job: LayerJob, cance
             if (tar_digest or got) != job.diff_id:
                 raise DigestMismatch(f"layer {job.digest[7:19]} unpacks to {(tar_digest or got)[:19]}, but the "
                                      f"config's diff_id says {job.diff_id[:19]}", DAMAGED)
+            f.flush()
+            if job.writer is not None:
+                job.writer.file.flush()
+            relay.say(f"# layer {job.digest[7:19]}: every entry checked (no '..', no outside hard link, bounded)")
+            check_layer(job.writer.tmp if job.writer is not None else part, job.digest[7:19])
         except RuntimeFailure as e:
-            if isinstance(e, DigestMismatch) or e.hint == HOSTILE:  # a corrupt gzip stream too
+            hostile_layer = isinstance(e, TooBig) or e.hint.startswith("the layer archive is damaged or hostile")
+            if isinstance(e, DigestMismatch) or e.hint == HOSTILE or hostile_layer:  # a corrupt gzip stream too
                 f.truncate(0)  # damaged bytes are not worth resuming
                 with contextlib.suppress(FileNotFoundError):
                     part.unlink()
+                if hostile_layer:
+                    raise
                 if not isinstance(e, DigestMismatch):
                     raise DigestMismatch(f"layer {job.digest[7:19]}: {e.message}", DAMAGED) from None
             raise
@@ -388,12 +397,12 @@ def _unpack_stream(store: Store, job: LayerJob, chunks: Iterator[bytes]) -> str 
         job.tar_size = job.size
         return None
     job.writer = store.new_blob()
-    _inflate_beside(everything(), kind, job.writer)
+    _inflate_beside(everything(), kind, job.writer, job.digest[7:19])
     job.tar_size = job.writer.size
     return "sha256:" + job.writer.hash.hexdigest()
 
 
-def _inflate_beside(chunks: Iterator[bytes], kind: str, writer: BlobWriter) -> None:
+def _inflate_beside(chunks: Iterator[bytes], kind: str, writer: BlobWriter, writer_label: str = "") -> None:
     """Decompress (and hash, and write) in a second thread while this one receives and
     hashes the compressed bytes: zlib and sha256 release the GIL, so the two overlap."""
     import queue
@@ -408,7 +417,7 @@ def _inflate_beside(chunks: Iterator[bytes], kind: str, writer: BlobWriter) -> N
                 yield chunk
             ended.append(True)
         try:
-            for data in decompressed(received(), kind):
+            for data in decompressed(received(), kind, f"layer {writer_label}"):
                 writer.write(data)
         except BaseException as e:  # noqa: BLE001 - raised in the receiving thread below
             failed.append(e)

@@ -1,0 +1,256 @@
+"""Faults: cshell killed (SIGKILL) in the middle of commit, build, pull, load and rm, and a full disk.
+
+After each, the next start reconciles (leftovers are backdated past the grace
+that protects another shell's work in progress): no half-written blob, no
+half-unpacked layer, no half image in index.json, every blob that index.json
+reaches present and hashing to its digest, and the state root usable again.
+Partial downloads (*.part) may stay: the next pull resumes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Cshell, cshell_argv, cshell_env, run_cshell, wait_for
+from registryd import FaultProxy, Registry, serve
+from test_adversarial import archive, busybox_layer, layer, m, ok, push_raw, refused
+
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="cshell runs as root"), pytest.mark.kernel]
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+
+def start(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*cshell_argv(), "--root", str(root), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=cshell_env(), cwd=REPO)
+
+
+def kill_when(proc: subprocess.Popen[bytes], predicate: Callable[[], object], timeout: float = 30) -> None:
+    """SIGKILL the shell as soon as predicate() holds (it must hold before the shell finishes)."""
+    try:
+        assert wait_for(lambda: predicate() or proc.poll() is not None, timeout=timeout, interval=0.002)
+        assert proc.poll() is None, "the operation finished before it could be interrupted"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def ingesting(root: Path) -> Callable[[], bool]:
+    blobs = root / "images" / "blobs" / "sha256"
+    return lambda: blobs.is_dir() and any(p.stat().st_size > (1 << 20) for p in blobs.glob(".ingest-*")
+                                          if p.exists())
+
+
+def backdate(root: Path, seconds: float = 3600) -> None:
+    """Make everything look an hour old: what a crash left is now past reconcile's grace."""
+    when = time.time() - seconds
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (when, when), follow_symlinks=False)
+
+
+def leftovers(root: Path) -> list[str]:
+    found = [str(p) for p in root.glob("images/blobs/sha256/.ingest-*")]
+    found += [str(p) for p in root.glob("layers/*.unpacking")]
+    found += [str(p) for p in root.rglob(".*.tmp")]
+    found += [str(p) for p in root.glob("containers/*") if not (p / "state.json").exists()]
+    return found
+
+
+def sha_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def assert_consistent(root: Path) -> None:
+    """Every blob index.json reaches is there and hashes to its name; every unpacked layer is whole."""
+    blobs = root / "images" / "blobs" / "sha256"
+    index = json.loads((root / "images" / "index.json").read_text()) if (root / "images" / "index.json").exists() \
+        else {"manifests": []}
+    for entry in index["manifests"]:
+        manifest_path = blobs / entry["digest"][7:]
+        assert sha_file(manifest_path) == entry["digest"], f"manifest {entry['digest']} is damaged"
+        manifest = json.loads(manifest_path.read_bytes())
+        for desc in [manifest["config"], *manifest["layers"]]:
+            path = blobs / desc["digest"][7:]
+            assert path.exists(), f"{desc['digest']} is missing"
+            assert sha_file(path) == desc["digest"] and path.stat().st_size == desc["size"], desc
+    for d in (root / "layers").iterdir() if (root / "layers").is_dir() else []:
+        assert (d / "diff").is_dir() and (d / "layer.json").exists(), f"half layer {d}"
+    assert leftovers(root) == []
+
+
+def reconcile(root: Path) -> None:
+    backdate(root)
+    ok(run_cshell(root, "ps", "-a"))  # any start reconciles
+
+
+def index_of(root: Path) -> bytes:
+    path = root / "images" / "index.json"
+    return path.read_bytes() if path.exists() else b""
+
+
+# == D. kill -9 in the middle ================================================================================
+
+
+def test_kill_during_commit(cshell: Cshell, state_root: Path) -> None:
+    """The container stays as it was (running, not frozen); no half blob, no image."""
+    ok(cshell("run", "-d", "--name", "live", "busybox", "sh", "-c",
+              "dd if=/dev/urandom of=/big bs=1M count=256 2>/dev/null; touch /ready; exec sleep 1000"))
+    assert wait_for(lambda: cshell("exec", "live", "cat", "/ready").returncode == 0, timeout=60, interval=0.2)
+    before = index_of(state_root)
+    kill_when(start(state_root, "commit", "live", "half:v1"), ingesting(state_root))
+    reconcile(state_root)
+    assert index_of(state_root) == before and "half" not in ok(cshell("images"))
+    assert_consistent(state_root)
+    assert ok(cshell("exec", "live", "echo", "still-running")) == "still-running\n"  # thawed, answers
+    ok(cshell("commit", "live", "whole:v1"))  # and can be committed now
+    assert_consistent(state_root)
+    ok(cshell("rm", "-f", "live"))
+
+
+def test_kill_during_build(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
+    """Killed while the RUN step's layer is being written: no image, no step container, no half blob."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1M count=256 2>/dev/null\n")
+    ok(cshell("images"))  # busybox is made first, so the kill lands in the step
+    ok(cshell("run", "--rm", "busybox", "true"))
+    before = index_of(state_root)
+    kill_when(start(state_root, "build", "-t", "half", str(ctx)), ingesting(state_root), timeout=60)
+    reconcile(state_root)
+    assert index_of(state_root) == before
+    assert not list((state_root / "containers").iterdir()), "the killed build's step container is still there"
+    assert_consistent(state_root)
+    ok(cshell("run", "--rm", "busybox", "true"))
+
+
+def test_kill_during_load(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
+    path = archive(tmp_path / "big.tar", [busybox_layer(), layer(m("big", data=os.urandom(200 << 20)))],
+                   ref="big:v1")
+    kill_when(start(state_root, "load", "-i", str(path)), ingesting(state_root))
+    reconcile(state_root)
+    assert index_of(state_root) in (b"",) or "big" not in ok(cshell("images"))
+    assert_consistent(state_root)
+    ok(cshell("load", "-i", str(path)))  # the same archive loads whole now
+    assert_consistent(state_root)
+
+
+def test_kill_during_rm(cshell: Cshell, state_root: Path) -> None:
+    """rm -f killed while deleting a big rw layer: the next start finishes or keeps a removable container."""
+    ok(cshell("run", "--name", "many", "busybox", "sh", "-c",
+              "mkdir /m && cd /m && for i in $(seq 1 4000); do mkdir d$i; echo $i > d$i/f; done"))
+    rw = next((state_root / "containers").iterdir()) / "rw"
+    proc = start(state_root, "rm", "-f", "many")
+    kill_when(proc, lambda: not (rw / "m" / "d1").exists(), timeout=30)  # deleting has begun
+    reconcile(state_root)
+    if list((state_root / "containers").iterdir()):  # still listed: it can be removed
+        ok(cshell("rm", "-f", "many"))
+    assert not list((state_root / "containers").iterdir())
+    assert leftovers(state_root) == []
+    ok(cshell("run", "--rm", "--name", "many", "busybox", "true"))  # the name is free again
+
+
+# -- pull through a proxy that stalls mid-layer ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    yield from serve("open")
+
+
+@pytest.fixture(autouse=True)
+def _private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSHELL_CONFIG", str(tmp_path / "cshell-config" / "config.json"))
+
+
+def test_kill_during_pull_then_resume(registry: Registry, cshell: Cshell, state_root: Path) -> None:
+    big = layer(m("big", data=os.urandom(8 << 20)))
+    push_raw(registry, "faults/app", [busybox_layer(), big])
+    proxy = FaultProxy(registry.host, stall=True)
+    try:
+        ref = f"{proxy.host}/faults/app:v1"
+        parts = state_root / "distribution" / "downloads"
+        kill_when(start(state_root, "pull", ref),
+                  lambda: parts.is_dir() and any(p.stat().st_size > (1 << 20) for p in parts.glob("*.part")))
+        reconcile(state_root)
+        assert "faults/app" not in ok(cshell("images"))
+        assert_consistent(state_root)
+        assert list(parts.glob("*.part")), "the partial download should stay, to be resumed"
+        proxy.stall = False
+        proxy.release.set()
+        out = ok(cshell("pull", ref))
+        assert "Pull complete" in out
+        assert any(r.startswith("bytes=") for _, path, r in proxy.requests[-4:] if "/blobs/" in path), \
+            "the second pull did not resume with a Range request"
+        assert not list(parts.glob("*.part"))
+        assert_consistent(state_root)
+    finally:
+        proxy.stop()
+
+
+# == disk full: a 16 MB tmpfs as the state root ===================================================================
+
+
+@pytest.fixture
+def small_root() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="cshell-full-", dir="/tmp"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(base)], check=True)
+    root = base / "root"
+    try:
+        yield root
+    finally:
+        from conftest import _remove_leftovers
+
+        _remove_leftovers(root)
+        subprocess.run(["umount", "-l", str(base)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def assert_full_refused(proc: subprocess.CompletedProcess) -> None:
+    refused(proc, "no space left on device")
+
+
+def test_disk_full_during_commit(small_root: Path) -> None:
+    ok(run_cshell(small_root, "run", "--name", "big", "busybox", "sh", "-c",
+                  "dd if=/dev/urandom of=/f bs=1M count=8 2>/dev/null; true"))
+    before = index_of(small_root)
+    assert_full_refused(run_cshell(small_root, "commit", "big", "big:v1"))
+    assert index_of(small_root) == before
+    assert leftovers(small_root) == []
+    assert_consistent(small_root)
+    ok(run_cshell(small_root, "rm", "big"))
+    assert ok(run_cshell(small_root, "run", "--rm", "busybox", "echo", "usable")) == "usable\n"
+
+
+def test_disk_full_during_load(small_root: Path, tmp_path: Path) -> None:
+    ok(run_cshell(small_root, "images"))
+    path = archive(tmp_path / "big.tar", [busybox_layer(), layer(m("big", data=os.urandom(20 << 20)))])
+    assert_full_refused(run_cshell(small_root, "load", "-i", str(path)))
+    assert leftovers(small_root) == []
+    assert "evil" not in ok(run_cshell(small_root, "images"))
+    assert_consistent(small_root)
+    assert ok(run_cshell(small_root, "run", "--rm", "busybox", "echo", "usable")) == "usable\n"
+
+
+def test_disk_full_during_pull(registry: Registry, small_root: Path) -> None:
+    push_raw(registry, "faults/full", [busybox_layer(), layer(m("big", data=os.urandom(20 << 20)))])
+    assert_full_refused(run_cshell(small_root, "pull", f"{registry.host}/faults/full:v1"))
+    assert leftovers(small_root) == []
+    assert "faults/full" not in ok(run_cshell(small_root, "images"))
+    assert_consistent(small_root)
+    shutil.rmtree(small_root / "distribution" / "downloads", ignore_errors=True)  # the partial download
+    assert ok(run_cshell(small_root, "run", "--rm", "busybox", "echo", "usable")) == "usable\n"
