@@ -6,8 +6,9 @@ SHELL := /bin/bash
 PYTHON_HOST := /usr/bin/python3
 VENV        := .venv
 STAMP       := $(VENV)/.stamp
-APT_PKGS    := python3-venv busybox-static iproute2 iptables tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod skopeo umoci debian-archive-keyring docker-registry apache2-utils openssl
+APT_PKGS    := python3-venv busybox-static iproute2 iptables tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod skopeo umoci debian-archive-keyring docker-registry apache2-utils openssl libseccomp2 procps gcc libc6-dev
 BENCH_PKGS  := runc crun
+TEST_PKGS   := vagrant  # tests/test_provision.py: `vagrant validate` of the Vagrantfile
 BENCH_ARGS  ?=
 
 # Install the Debian packages in $(1) that are not installed yet; apt-get update only then.
@@ -23,7 +24,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: help deps venv vm-image demo test lint bench clean
+.PHONY: help deps venv vm-image test-v2 demo test lint bench clean
 
 # cshell creates namespaces, mounts and cgroups: everything but `help` needs root.
 ifneq ($(shell id -u),0)
@@ -36,7 +37,7 @@ help:
 	@echo "make demo    install what is needed, then replay lesson 08 (the article)"
 	@echo "make test    ruff + pytest (as root: the kernel tests make real containers)"
 	@echo "make bench   cshell vs runc and crun (BENCH_ARGS='--runs 50 --json out.json')"
-	@echo "make deps | venv | vm-image | lint | clean"
+	@echo "make deps | venv | vm-image | test-v2 | lint | clean"
 
 deps:
 	$(call apt_ensure,$(APT_PKGS))
@@ -46,6 +47,7 @@ deps:
 # Python would otherwise compile every module on every start (~30 ms of each command).
 venv: $(STAMP)
 	@$(VENV)/bin/python -m compileall -q cshell
+	@$(VENV)/bin/python -m cshell.engine.initbin >/dev/null  # run --init's PID 1: gcc -static -Os cshell/data/init.c
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(VENV)/bin/python ] || ! grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg 2>/dev/null; then \
@@ -64,7 +66,12 @@ vm-image: $(VMDIR)/base.cpio
 $(VMDIR)/base.cpio: tests/vm/cgroup-v2-vm.sh
 	VMDIR=$(VMDIR) EXTRA_PKGS="busybox-static iproute2" tests/vm/cgroup-v2-vm.sh build
 
+# Only the cgroup tests in that guest (one boot, ~2 min); `make test` runs them too.
+test-v2: venv vm-image
+	VMDIR=$(VMDIR) $(VENV)/bin/python -m pytest -q tests/test_cgroup_v2_vm.py
+
 test: deps venv vm-image
+	$(call apt_ensure,$(TEST_PKGS))
 	$(VENV)/bin/ruff check cshell tests
 	$(VENV)/bin/python -m pytest -q tests
 
@@ -79,6 +86,7 @@ bench: deps venv
 	$(VENV)/bin/python bench/bench_cgroups.py
 	$(VENV)/bin/python bench/bench_volumes.py
 	$(VENV)/bin/python bench/bench_registry.py
+	$(VENV)/bin/python bench/bench_reliability.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/results

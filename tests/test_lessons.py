@@ -190,12 +190,14 @@ def test_lessons_are_found_by_name_from_anywhere(tmp_path: Path, monkeypatch: py
     assert resolve("lesson08.cs") == Path("lesson08.cs")  # a path that exists wins
     with pytest.raises(Exception, match="no such script or lesson"):
         resolve("nope")
-    assert {"lesson05", "lesson08"} <= set(LESSONS)
+    assert {"lesson05", "lesson06", "lesson07", "lesson08"} <= set(LESSONS)
 
 
 def test_lesson_ls_and_help(tmp_path: Path) -> None:
     listing = run_cshell(tmp_path / "root", "lesson", "ls", "--lang", "zh")
     assert listing.returncode == 0 and "lesson08" in listing.stdout and "重新认识容器" in listing.stdout
+    for name, words in (("lesson06", "Cgroups"), ("lesson07", "chroot")):
+        assert re.search(rf"{name}\s.*{words}", listing.stdout), listing.stdout
     helped = run_cshell(tmp_path / "root", "help", "lesson")
     assert helped.returncode == 0 and "requires COMMAND" in helped.stdout and "wait-for" in helped.stdout
 
@@ -386,6 +388,13 @@ def normalise(text: str, root: Path) -> str:
         (r"\b(?!0B)\d+(?:\.\d+)?(?:B|kB|MB|GB)\b", "<SIZE>"), (r"\b\d+ bytes\b", "<N> bytes"),
         (r"size: \d+", "size: <N>"), (r"^\d+ \d+ \d+:\d+ ", "<MNT> "),
         (r"matched after \d+ tr(?:y|ies)", "matched after <N> tries"),
+        # lesson06: what the kernel measured (the lesson's expects check the ranges)
+        (r"(nr_periods|nr_throttled) \+\d+", r"\1 +<N>"), (r"CPU time used: \d+ ms", "CPU time used: <N> ms"),
+        (r"≈ \d+% of one CPU", "≈ <N>% of one CPU"),
+        (r"^(\s*1\s+0\s+root\s+R\s+\d+\s+\d+%\s+(?:\d+\s+)?)\d+%", r"\1<N>%"),  # busybox top's %CPU
+        (r"((?:memory\.(?:usage_in_bytes|max_usage_in_bytes|failcnt|current|peak|stat|swap\.current)|cpuacct\.usage"
+         r"|cpu\.stat|pids\.(?:current|peak)): ).*$", r"\1<N>"),
+        (r"(pids\.events: .*max )\d+", r"\1<N>"),
     ]
     for pattern, repl in rules:
         text = re.sub(pattern, repl, text, flags=re.M)
@@ -421,6 +430,32 @@ def test_lesson_replays_like_its_golden(name: str, lang: str, state_root: Path) 
         pytest.fail(f"{name} ({lang}) drifted from its golden transcript; if the change is intended, "
                     f"regenerate with CSHELL_UPDATE_GOLDEN=1:\n{diff[:8000]}", pytrace=False)
     assert took < 30
+
+
+def mounts_under(prefix: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+
+@root_only
+@pytest.mark.kernel
+def test_lesson07_reset_unmounts_its_overlay(state_root: Path) -> None:
+    """Quit lesson07 with its overlay mounted on the host: `lesson reset` unmounts it and removes the rest."""
+    assert run_cshell(state_root, "image", "bootstrap", "busybox").returncode == 0
+    script = sp.parse_file(resolve("lesson07"))
+    union = next(s.index for s in script.steps if "union mount" in s.title("en").lower())
+    done = lesson_proc(state_root, "--script", "lesson07", "--step", "--lang", "en", input="\n" * union + "q")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "lesson reset lesson07" in done.stdout
+    tmp = re.search(r"(/tmp/cshell-lesson07-\w+)/merged", done.stdout).group(1)
+    assert mounts_under(tmp + "/") == [tmp + "/merged"]  # left for exploration
+    assert len(containers_in(state_root)) == 2
+    reset = run_cshell(state_root, "lesson", "reset", "lesson07")
+    assert reset.returncode == 0 and "removed container layered" in reset.stdout, reset.stdout + reset.stderr
+    assert mounts_under(tmp + "/") == [] and not Path(tmp).exists()
+    assert containers_in(state_root) == []
+    images = run_cshell(state_root, "images").stdout
+    assert "lesson07" not in images
 
 
 @root_only

@@ -96,13 +96,27 @@ expect A /made-inside.txt
 step "uts: its own hostname" / "uts：自己的主机名"
 say:
   en: The **UTS namespace** holds the hostname. The container starts with its
-      short id, and may change it without touching the host's.
-  zh: **UTS Namespace** 保存主机名。容器一开始的主机名是它的短 ID，改掉它也不会影响
-      宿主机。
+      short id, set by the runtime in the container's own UTS namespace.
+  zh: **UTS Namespace** 保存主机名。容器一开始的主机名是它的短 ID，是运行时在容器
+      自己的 UTS Namespace 里设置的。
 exec box hostname
 expect $SHORT
+say:
+  en: Even root inside may not change it, though: `sethostname(2)` needs the
+      `CAP_SYS_ADMIN` capability, which cshell, like Docker, takes away from
+      containers.
+  zh: 不过，就算是容器里的 root 也改不了它：`sethostname(2)` 需要 `CAP_SYS_ADMIN`
+      这项能力（capability），而 cshell 和 Docker 一样，把它从容器里拿掉了。
 exec box hostname lesson05-box
-exec box hostname
+expect-status 1
+expect Operation not permitted
+say:
+  en: Given that capability, a container changes the hostname of its own UTS
+      namespace — and the host keeps its own. The usual way is simply to choose
+      it at start, with `-h`.
+  zh: 给了这项能力，容器就能修改它自己那个 UTS Namespace 里的主机名——宿主机的主机名
+      保持不变。更常见的做法，是在启动时直接用 `-h` 指定它。
+run --rm --cap-add SYS_ADMIN busybox sh -c 'hostname lesson05-box && hostname'
 expect lesson05-box
 set HOST_NAME = !hostname
 expect-not lesson05-box
