@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,14 @@ def cshell(state_root: Path) -> Cshell:
     def call(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         return run_cshell(state_root, *args, input=input, timeout=timeout)
     return call
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_delivered() -> None:
+    """Ctrl-C tests need SIGINT to work: a run started in the background (`cmd &`, nohup)
+    inherits it ignored, and Python and every cshell child would keep ignoring it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

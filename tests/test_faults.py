@@ -163,6 +163,23 @@ def test_kill_during_rm(cshell: Cshell, state_root: Path) -> None:
     assert leftovers(state_root) == []
     ok(cshell("run", "--rm", "--name", "many", "busybox", "true"))  # the name is free again
 
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.3])
+def test_kill_during_run(cshell: Cshell, state_root: Path, delay: float) -> None:
+    """The shell killed DELAY s into an attached `run`: as with docker's CLI, the container
+    either never existed or lives on under its shim; either way `rm -f` leaves nothing."""
+    ok(cshell("image", "bootstrap", "busybox"))
+    proc = start(state_root, "run", "--name", "victim", "-p", "4999:80", "busybox", "sleep", "1000")
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    reconcile(state_root)
+    listed = ok(cshell("ps", "-a"))
+    if "victim" in listed:
+        ok(cshell("rm", "-f", "victim"))
+    assert not list((state_root / "containers").iterdir())
+    assert leftovers(state_root) == []
+    ok(cshell("run", "--rm", "--name", "victim", "-p", "4999:80", "busybox", "true"))  # name and port free
+
 
 # -- pull through a proxy that stalls mid-layer ---------------------------------------------------------------
 
