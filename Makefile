@@ -87,6 +87,7 @@ bench: deps venv
 	$(VENV)/bin/python bench/bench_volumes.py
 	$(VENV)/bin/python bench/bench_registry.py
 	$(VENV)/bin/python bench/bench_reliability.py
+	$(VENV)/bin/python bench/bench_containment.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/results
