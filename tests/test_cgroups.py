@@ -227,6 +227,14 @@ def test_cgroup_set_is_recorded_shown_by_inspect_and_applied_again_at_start(cshe
     ok(cshell("stop", "-t", "0", "up"))
     ok(cshell("start", "up"))
     assert read("pids", cid, "pids.max") == "80" and host_config(cshell, "up")["PidsLimit"] == 80
+    ok(cshell("stop", "-t", "0", "up"))
+    out = ok(cshell("cgroup", "set", "up", "memory=80m", "pids=90"))  # stopped: recorded for the next start
+    assert "next start" in out and not groups_left(cid)
+    raw = cshell("cgroup", "set", "up", "pids.max=5")  # no file to check while stopped
+    assert raw.returncode == 1 and "while the container runs" in raw.stderr, raw
+    assert host_config(cshell, "up")["PidsLimit"] == 90
+    ok(cshell("start", "up"))
+    assert (read("memory", cid, memory_file), read("pids", cid, "pids.max")) == (str(80 * MiB), "90")
     ok(cshell("rm", "-f", "up"))
 
 

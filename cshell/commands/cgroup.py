@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from cshell.commands.context import Context
-from cshell.commands.registry import CONTAINER, RUNNING, Pos, command
+from cshell.commands.registry import CONTAINER, Pos, command
 from cshell.errors import Conflict
 
 FILES_HELP = """
@@ -26,8 +26,9 @@ v1 (one directory per controller: /sys/fs/cgroup/CONTROLLER/cshell/ID) and v2
 
 
 @command(
-    "cgroup set", "change a running container's limits (docker update), or any of its cgroup files",
-    positionals=(Pos("container", "a running container", complete=RUNNING),
+    "cgroup set", "change a container's limits (docker update), or any of its cgroup files",
+    positionals=(Pos("container", "a container (a stopped one gets the change at its next start)",
+                     complete=CONTAINER),
                  Pos("values", "KEY=VALUE: memory, memory-swap, cpus, cpu-shares, cpuset-cpus, pids, "
                      "or a file name such as cpu.cfs_quota_us", many=True)),
     example="cgroup set web memory=64m cpus=0.5 pids=100",
@@ -51,9 +52,11 @@ def cgroup_set(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine import limits
 
     c = ctx.runtime.get(args.container)
-    if not c.running:
-        raise Conflict(f"container {c.name} is not running, so it has no cgroup",
-                       f"start it first (start {c.name}), or give limits to run")
+    if not c.running:  # no cgroup now: record the change for the next start, as docker update does
+        now = limits.record_values(args.values, c.config.get("limits") or {})
+        limits.persist(c.dir, now)
+        ctx.out.text(f"{c.name} is not running: recorded, written to its cgroup files at the next start")
+        return 0
     done, now = limits.set_values(c.id, args.values, c.config.get("limits") or {})
     limits.persist(c.dir, now)  # inspect's HostConfig shows it; the next start applies it again
     for path, value in done:

@@ -260,6 +260,32 @@ def set_values(cid: str, assignments: list[str],
     return done, _merged(recorded, limits, [w.file for w in writes], [(p.name, v) for p, v in raw])
 
 
+def record_values(assignments: list[str], recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`cgroup set` on a stopped container (docker update does this too): docker's keys are
+    checked and recorded only; the next start writes them. A stopped container has no
+    cgroup files, so a raw file name cannot be checked and is refused."""
+    friendly: dict[str, str | None] = {}
+    for item in assignments:
+        key, eq, value = item.partition("=")
+        if not eq or not value:
+            raise UsageError(f"expected KEY=VALUE, not {item!r}", "e.g. cgroup set web memory=64m cpus=0.5 pids=100")
+        if key not in KEYS:
+            raise UsageError(f"{key}: a raw cgroup file can only be written while the container runs",
+                             f"start it first, or use docker's keys: {', '.join(sorted(KEYS))}")
+        friendly[KEYS[key]] = value
+    recorded = dict(recorded or {})
+    if "memory_swap" in friendly and "memory" not in friendly and "memory" in recorded:
+        friendly["memory"] = str(recorded["memory"])
+    limits = parse(friendly)
+    if "memory_swap" not in limits:
+        swap = recorded.get("memory_swap") or (2 * recorded["memory"] if "memory" in recorded else None)
+        if swap and swap > 0 and limits.get("memory", 0) > swap:
+            raise UsageError(f"memory {limits['memory']} is above the memory+swap limit {swap}",
+                             "give memory-swap too, e.g. memory=128m memory-swap=256m")
+    files_changed = [w.file for w in files(limits, cgroups.is_v2())]
+    return _merged(recorded, limits, files_changed, [])
+
+
 def _merged(recorded: dict[str, Any], limits: dict[str, Any], friendly_files: list[str],
             raw: list[tuple[str, str]]) -> dict[str, Any]:
     """The recorded limits after a `cgroup set` (docker update's HostConfig).
