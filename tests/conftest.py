@@ -11,6 +11,7 @@ one failure does not cascade into the next test).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -179,6 +180,16 @@ def _mount_lines() -> set[str]:
     return set(_read("/proc/self/mountinfo").splitlines())
 
 
+def _open_fds() -> dict[int, str]:
+    """This process's descriptors: engine calls made in-process (the runtime fixture) must
+    close what they open, as a long-lived REPL would otherwise run out of them."""
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the descriptor listdir itself used, closed by now
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+    return fds
+
+
 def _snapshot() -> tuple[set[str], dict[tuple[int, str], str], set[str]]:
     return _mount_lines(), _cshell_processes(), _cgroup_dirs()
 
@@ -252,11 +263,13 @@ def _kernel_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("kernel test: needs root to create namespaces, mounts and cgroups (sudo make test)")
     root: Path = request.getfixturevalue("state_root")
-    before = _snapshot()
+    before, fds_before = _snapshot(), _open_fds()
     yield
     left_running = _remove_leftovers(root)
     leaked = wait_for(lambda: not _leaks(before, root), timeout=LEAK_GRACE, interval=0.02)
     problems = [] if leaked else _leaks(before, root)
+    problems += [f"fd {fd} of the test process: {target}" for fd, target in sorted(_open_fds().items())
+                 if fds_before.get(fd) != target]
     if left_running:
         problems.insert(0, f"the test left running containers: {', '.join(left_running)} (removed now)")
     if problems:
