@@ -4,11 +4,13 @@ This host has hybrid cgroup v1, so the v2 code path runs in a Debian 12 guest bo
 under QEMU (TCG) with `cgroup_no_v1=all`: tests/vm/cgroup-v2-vm.sh, its image built once
 by `make vm-image`. The guest boots once per test run (a module fixture) and runs pytest
 on GUEST_TESTS from this same tree, shared in read-only over 9p with its venv:
-test_cgroups.py reads v2's files there (memory.max, cpu.max, cpu.weight, pids.max…).
+test_cgroups.py reads v2's files there (memory.max, cpu.max, cpu.weight, pids.max…), and
+lesson06 (the cgroups lesson) replays against its v2 goldens, tests/golden/lesson06.LANG.cgroup2.txt.
 Any guest test that fails, errors or is skipped fails test_cgroup_tests_pass_in_the_v2_guest,
 whose message carries the guest's pytest counts and output. The guest's / is an initramfs,
-which pivot_root refuses, so tests/vm/guest_pytest.sh runs chrooted into a bind mount of /,
-as a disk root would be. The guest has no network device: the tests run use --net none.
+which pivot_root refuses, so tests/vm/guest_pytest.sh runs in a bind mount of / moved on top
+of it, as a disk root would be. The guest has no network device, but it loads bridge and veth:
+lesson06's containers use cshell's default bridge network (no iptables: no published ports).
 
 CSHELL_V2_TESTS="tests/test_cgroups.py::test_x …" runs other tests in the guest instead.
 """
@@ -29,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 VM = REPO / "tests" / "vm" / "cgroup-v2-vm.sh"
 GUEST_SCRIPT = REPO / "tests" / "vm" / "guest_pytest.sh"
 VMDIR = Path(os.environ.get("VMDIR", "/var/tmp/cshell-vm"))
-VM_TIMEOUT = 300  # seconds for the whole VM; a run takes about 2 minutes under TCG
+VM_TIMEOUT = 300  # seconds for the whole VM; a run takes about 2.5 minutes under TCG
 # The cgroup tests: all of test_cgroups.py, and the cgroup checks of the lifecycle tests.
 GUEST_TESTS = (
     "tests/test_cgroups.py",
@@ -37,6 +39,9 @@ GUEST_TESTS = (
     "tests/test_containers.py::test_old_root_is_gone",
     "tests/test_containers.py::test_exec_joins_pid_namespace_and_cgroup",
     "tests/test_containers.py::test_empty_cgroups_of_ours_are_orphans",
+    # the cgroups lesson, diffed against its cgroup-v2 goldens (~20 s each under TCG)
+    "tests/test_lessons.py::test_lesson_replays_like_its_golden[lesson06-en]",
+    "tests/test_lessons.py::test_lesson_replays_like_its_golden[lesson06-zh]",
 )
 BEGIN, END = "=== guest pytest begin ===", re.compile(r"^=== guest pytest end rc=(\d+) ===$", re.M)
 
@@ -89,7 +94,10 @@ def expected_tests(tests: list[str]) -> int:
 def guest() -> Guest:
     """Boot the guest once and run the tests in it."""
     tests = os.environ.get("CSHELL_V2_TESTS", "").split() or list(GUEST_TESTS)
-    inner = (f"mount --rbind / /mnt && cd /mnt && exec chroot . sh {GUEST_SCRIPT} {REPO} "
+    # switch_root's way: the bind of / moved on top of the initramfs, as a disk root sits on it.
+    # A mere chroot into /mnt would leave the mount namespace's root (what setns(CLONE_NEWNS)
+    # starts from, so `exec`) on the initramfs under every container's pivot_root.
+    inner = (f"mount --rbind / /mnt && cd /mnt && mount --move . / && exec chroot . sh {GUEST_SCRIPT} {REPO} "
              + " ".join(tests))
     start = time.monotonic()
     proc = subprocess.run(
@@ -103,6 +111,9 @@ def test_the_guest_is_pure_cgroup_v2(guest: Guest) -> None:
     assert guest.checks.get("hierarchy") == "cgroup2fs", guest.report()
     assert {"cpu", "memory", "pids"} <= set(guest.checks.get("controllers", "").split()), guest.report()
     assert guest.checks.get("cshell", "").endswith("v2=True"), guest.report()  # cgroups.is_v2() agrees
+    assert guest.checks.get("netmods") == "bridge=yes veth=yes", (  # lesson06's bridge network
+        "the guest cannot load bridge/veth: an image older than tests/vm/cgroup-v2-vm.sh? "
+        f"rebuild it with `make vm-image`\n{guest.report()}")
 
 
 def test_cgroup_tests_pass_in_the_v2_guest(guest: Guest, request: pytest.FixtureRequest) -> None:

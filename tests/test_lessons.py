@@ -395,6 +395,7 @@ def normalise(text: str, root: Path) -> str:
         (r"((?:memory\.(?:usage_in_bytes|max_usage_in_bytes|failcnt|current|peak|stat|swap\.current)|cpuacct\.usage"
          r"|cpu\.stat|pids\.(?:current|peak)): ).*$", r"\1<N>"),
         (r"(pids\.events: .*max )\d+", r"\1<N>"),
+        (r"(memory\.events: max=)\d+", r"\1<N>"),  # v2: how often the group hit memory.max
     ]
     for pattern, repl in rules:
         text = re.sub(pattern, repl, text, flags=re.M)
@@ -440,7 +441,7 @@ def test_lesson_replays_like_its_golden(name: str, lang: str, state_root: Path) 
         diff = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True), str(golden), "this replay"))
         pytest.fail(f"{name} ({lang}) drifted from its golden transcript; if the change is intended, "
                     f"regenerate with CSHELL_UPDATE_GOLDEN=1:\n{diff[:8000]}", pytrace=False)
-    assert took < 30
+    assert took < float(os.environ.get("CSHELL_LESSON_SECONDS", 30)), f"{name} took {took:.1f} s"
 
 
 def mounts_under(prefix: str) -> list[str]:

@@ -423,8 +423,11 @@ def show(cid: str) -> list[GroupView]:
         controller = "" if v2 else d.parent.parent.name
         names = V2_FILES if v2 else V1_FILES.get(controller, ())
         usage_names = V2_USAGE if v2 else V1_USAGE
-        out.append(GroupView(str(d), "cgroup2" if v2 else controller,
-                             [(n, _read(d / n)) for n in names if (d / n).exists()],
+        limits = [(n, _read(d / n)) for n in names if (d / n).exists()]
+        # v2 cpuset.cpus exists once any --cpuset-cpus delegated cpuset to cshell/; empty, it is
+        # no limit (the parent's CPUs), so it is left out, as v1 has no cpuset group then
+        limits = [(n, v) for n, v in limits if v or n != "cpuset.cpus"]
+        out.append(GroupView(str(d), "cgroup2" if v2 else controller, limits,
                              [(n, _summary(n, _read(d / n))) for n in usage_names if (d / n).exists()]))
     return out
 

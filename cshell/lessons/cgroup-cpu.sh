@@ -5,7 +5,6 @@
 # cgroup v1 (a tree per controller): cpuacct.usage (ns) and cpu.stat nr_periods, nr_throttled.
 pid=${1:?usage: cgroup-cpu.sh PID [SECONDS]}
 secs=${2:-2}
-stat() { sed -n "s/^$2 //p" "$1/cpu.stat"; }
 if grep -q '^[0-9]*:[^:]*cpu[,:]' "/proc/$pid/cgroup"; then
     cpu=$(sed -n 's/^[0-9]*:\([^:]*,\)*cpu\(,[^:]*\)*://p' "/proc/$pid/cgroup")
     acct=$(sed -n 's/^[0-9]*:\([^:]*,\)*cpuacct\(,[^:]*\)*://p' "/proc/$pid/cgroup")
@@ -15,15 +14,25 @@ if grep -q '^[0-9]*:[^:]*cpu[,:]' "/proc/$pid/cgroup"; then
     [ -d "$acctdir" ] || acctdir=$dir
     echo "cgroup v1: $dir"
     echo "limit: cpu.cfs_quota_us = $(cat "$dir/cpu.cfs_quota_us"), cpu.cfs_period_us = $(cat "$dir/cpu.cfs_period_us")"
-    used() { echo $(( $(cat "$acctdir/cpuacct.usage") / 1000 )); }
 else
     dir=/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
     echo "cgroup v2: $dir"
     echo "limit: cpu.max = $(cat "$dir/cpu.max")"
-    used() { stat "$dir" usage_usec; }
+    acctdir=
 fi
-u0=$(used); p0=$(stat "$dir" nr_periods); t0=$(stat "$dir" nr_throttled)
+# One snapshot of the counters, read with shell builtins only (no process to start): on a slow
+# machine a `sed` per counter would stretch the window past SECONDS and let a period pass
+# between reading nr_periods and nr_throttled.
+snap() {
+    while read -r key value; do
+        case $key in
+            usage_usec) u=$value ;; nr_periods) p=$value ;; nr_throttled) t=$value ;;
+        esac
+    done < "$dir/cpu.stat"
+    if [ -n "$acctdir" ]; then read -r ns < "$acctdir/cpuacct.usage"; u=$((ns / 1000)); fi
+}
+snap; u0=$u; p0=$p; t0=$t
 sleep "$secs"
-u1=$(used); p1=$(stat "$dir" nr_periods); t1=$(stat "$dir" nr_throttled)
+snap; u1=$u; p1=$p; t1=$t
 echo "in $secs s: nr_periods +$((p1 - p0)), nr_throttled +$((t1 - t0))"
 echo "CPU time used: $(( (u1 - u0) / 1000 )) ms of $(( secs * 1000 )) ms, ≈ $(( (u1 - u0) / (secs * 10000) ))% of one CPU"
