@@ -88,6 +88,7 @@ bench: deps venv
 	$(VENV)/bin/python bench/bench_registry.py
 	$(VENV)/bin/python bench/bench_reliability.py
 	$(VENV)/bin/python bench/bench_containment.py
+	$(VENV)/bin/python bench/bench_lessons.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench/results
