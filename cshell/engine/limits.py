@@ -22,7 +22,7 @@ from cshell.record import record
 PERIOD = 100000  # docker's CFS period, microseconds
 MIN_MEMORY = 6 * 1024 * 1024  # docker refuses less ("Minimum memory limit allowed is 6MB")
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-RAW_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_.]+$")
+RAW_NAME = r"[a-z][a-z0-9_]*\.[a-z0-9_.]+"  # a cgroup file name (re caches it when used)
 # friendly key (run flag without --) -> RunOptions field
 KEYS = {"memory": "memory", "memory-swap": "memory_swap", "cpus": "cpus", "cpu": "cpus",
         "cpu-shares": "cpu_shares", "cpuset-cpus": "cpuset_cpus", "cpuset": "cpuset_cpus",
@@ -390,7 +390,7 @@ def _ordered(cid: str, writes: list[Write]) -> list[Write]:
 
 def raw_file(cid: str, name: str) -> Path:
     """A file by its kernel name, only inside the container's own group directories."""
-    if not RAW_NAME.match(name) or "/" in name or ".." in name:
+    if not re.fullmatch(RAW_NAME, name) or "/" in name or ".." in name:
         raise UsageError(f"unknown key {name!r}",
                          f"use {', '.join(sorted(set(KEYS)))} or a cgroup file name such as pids.max")
     for d in cgroups.container_dirs(cid):

@@ -26,10 +26,8 @@ action, errnoRet, args, includes/excludes on caps, arches and minKernel);
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
-import platform
 import struct
 from pathlib import Path
 from typing import Any
@@ -214,7 +212,7 @@ NATIVE = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_AR
 
 
 def native_arch() -> tuple[str, str]:
-    machine = platform.machine()
+    machine = os.uname().machine
     return NATIVE.get(machine, (machine, ""))
 
 
@@ -281,7 +279,7 @@ def _kernel_at_least(version: str) -> bool:
             out.append(int(digits))
         return tuple(out)
 
-    return parts(platform.release()) >= parts(str(version))
+    return parts(os.uname().release) >= parts(str(version))
 
 
 def resolve(profile: dict[str, Any], caps: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -447,8 +445,10 @@ _memory: dict[str, tuple[bytes, int]] = {}
 
 
 def cache_key(profile: dict[str, Any], caps: list[str]) -> str:
-    text = json.dumps([profile, sorted(caps), platform.machine(), platform.release()], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    from cshell.engine.store import sha256  # the builtin sha256: hashlib would load OpenSSL
+
+    text = json.dumps([profile, sorted(caps), os.uname().machine, os.uname().release], sort_keys=True)
+    return sha256(text.encode())[7:]
 
 
 def filter_for(profile: dict[str, Any], caps: list[str], cache_dir: Path | None) -> tuple[bytes, int]:
