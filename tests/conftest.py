@@ -102,6 +102,17 @@ def _private_client_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture
+def client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own client config (logins, mirrors), and none of the tuning variables a
+    developer may have exported (offline mode, push chunk size, layer bounds)."""
+    path = tmp_path / "cshell-config" / "config.json"
+    monkeypatch.setenv("CSHELL_CONFIG", str(path))
+    for name in ("CSHELL_OFFLINE", "CSHELL_PUSH_CHUNK", "CSHELL_MAX_LAYER_BYTES", "CSHELL_MAX_LAYER_RATIO"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
 def runtime(state_root: Path):  # noqa: ANN201 - cshell.engine.containers.Runtime
     from cshell.engine.containers import Runtime
     from cshell.engine.state import StateRoot

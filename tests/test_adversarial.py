@@ -35,7 +35,8 @@ from conftest import Cshell, run_cshell
 from registryd import Registry, put_blob, put_manifest, serve
 from test_errors import assert_error
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cshell's image commands run as root")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="cshell's image commands run as root"),
+              pytest.mark.usefixtures("client_config")]
 kernel = pytest.mark.kernel
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -353,13 +354,6 @@ def run_piped(root: Path, command: str, data: bytes) -> subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def registry() -> Iterator[Registry]:
     yield from serve("open")
-
-
-@pytest.fixture(autouse=True)
-def _private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CSHELL_CONFIG", str(tmp_path / "cshell-config" / "config.json"))
-    monkeypatch.delenv("CSHELL_MAX_LAYER_BYTES", raising=False)
-    monkeypatch.delenv("CSHELL_MAX_LAYER_RATIO", raising=False)
 
 
 def push_raw(registry: Registry, repo: str, layers: list[bytes], compress: str = "") -> dict[str, bytes]:

@@ -60,13 +60,9 @@ def token_registry() -> Iterator[Registry]:
 
 
 @pytest.fixture(autouse=True)
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def config(client_config: Path) -> Path:
     """Every test has its own config file: the real ~/.cshell is never read or written."""
-    path = tmp_path / "cshell-config" / "config.json"
-    monkeypatch.setenv("CSHELL_CONFIG", str(path))
-    monkeypatch.delenv("CSHELL_OFFLINE", raising=False)
-    monkeypatch.delenv("CSHELL_PUSH_CHUNK", raising=False)
-    return path
+    return client_config
 
 
 @pytest.fixture

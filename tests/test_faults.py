@@ -24,7 +24,8 @@ from conftest import REPO, Cshell, cshell_argv, cshell_env, run_cshell, wait_for
 from registryd import FaultProxy, Registry, serve
 from test_adversarial import archive, busybox_layer, layer, m, ok, push_raw, refused
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="cshell runs as root"), pytest.mark.kernel]
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="cshell runs as root"), pytest.mark.kernel,
+              pytest.mark.usefixtures("client_config")]
 
 
 # -- helpers --------------------------------------------------------------------------------------------
@@ -187,11 +188,6 @@ def test_kill_during_run(cshell: Cshell, state_root: Path, delay: float) -> None
 @pytest.fixture(scope="module")
 def registry() -> Iterator[Registry]:
     yield from serve("open")
-
-
-@pytest.fixture(autouse=True)
-def _private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CSHELL_CONFIG", str(tmp_path / "cshell-config" / "config.json"))
 
 
 def test_kill_during_pull_then_resume(registry: Registry, cshell: Cshell, state_root: Path) -> None:
