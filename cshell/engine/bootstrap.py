@@ -14,8 +14,6 @@ installed package versions in a .json beside it: every later state root
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from cshell.engine import archive, mmdebstrap, trace
-from cshell.engine.state import read_json, write_json
+from cshell.engine.state import file_lock, read_json, write_json
 from cshell.errors import CShellError, RuntimeFailure, UsageError
 from cshell.record import record
 
@@ -253,7 +251,7 @@ def cached_rootfs(recipe: Recipe, force: bool = False) -> tuple[Path, dict[str, 
     mirrors = mmdebstrap.mirror_lines(recipe.spec.suite)
     tar = CACHE / f"{recipe.slug}.tar"
     record = tar.with_suffix(".json")
-    with _locked(CACHE / f".{recipe.slug}.lock"):  # another cshell may be building the same one
+    with file_lock(CACHE / f".{recipe.slug}.lock"):  # another cshell may be building the same one
         meta = _read_record(record)
         fresh = meta.get("key") == recipe.key(mirrors) and tar.exists() and tar.stat().st_size == meta.get("size")
         if fresh and not force:
@@ -270,14 +268,6 @@ def _read_record(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return meta if isinstance(meta, dict) else {}
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
 
 
 def _build_rootfs(recipe: Recipe, tar: Path, mirrors: list[str]) -> dict[str, Any]:

@@ -25,17 +25,15 @@ addresses and ports, no veth of its own.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import syscalls as sc
 from cshell.engine import trace
-from cshell.engine.state import DEFAULT_ROOT, StateRoot, atomic_write
+from cshell.engine.state import DEFAULT_ROOT, StateRoot, atomic_write, file_lock
 from cshell.errors import Conflict, CShellError, RuntimeFailure, UsageError
 from cshell.record import factory, record
 
@@ -180,16 +178,9 @@ class Network:
                      json.dumps({"subnet": cfg.subnet or "auto", "masquerade": cfg.masquerade},
                                 indent=1).encode())
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Serialise lease, bridge and rule changes of this state root between processes."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return file_lock(self.dir / "lock")
 
     def rule_tag(self, cid: str) -> str:
         return f"{self.tag}:{cid[:12]}"
@@ -257,7 +248,7 @@ class Network:
             if addrs:
                 return index, addrs[0].address, addrs[0].prefixlen
             rt.delete_link(index)  # a crash left it without its address: make it again
-        with _host_lock():
+        with file_lock(Path(HOST_LOCK)):
             return self._create_bridge(rt)
 
     def _create_bridge(self, rt: Rtnl) -> tuple[int, str, int]:
@@ -550,17 +541,6 @@ def _bridge_error(name: str, e: OSError) -> CShellError:
         return Conflict(f"a network interface named {name} exists already",
                         f"it is not one of ours: delete it (ip link del {name}) or use another --root")
     return RuntimeFailure(f"cannot create the bridge {name}: {e.strerror}", "`explain on` shows the failing step")
-
-
-@contextlib.contextmanager
-def _host_lock() -> Iterator[None]:
-    os.makedirs(os.path.dirname(HOST_LOCK), exist_ok=True)
-    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _forward_filtered() -> bool:
