@@ -31,7 +31,7 @@ import select
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -558,15 +558,8 @@ def located(df: Dockerfile, ins: Instruction, e: CShellError) -> CShellError:
     return out
 
 
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
+def shielded() -> contextlib.AbstractContextManager[None]:
     """Clean-up that a second Ctrl-C must not cut in half (the store stays consistent)."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    from cshell.engine.terminal import sigint_handler
+
+    return sigint_handler(signal.SIG_IGN)

@@ -73,9 +73,17 @@ def forward_interrupts(pid: int, on_forward: Callable[[int], None] | None = None
         if on_forward is not None:
             on_forward(presses)
 
+    with sigint_handler(forward):
+        yield
+
+
+@contextlib.contextmanager
+def sigint_handler(handler: Callable[[int, object], None] | int) -> Iterator[None]:
+    """Ctrl-C handled by HANDLER (a function or signal.SIG_IGN) inside the block, and
+    restored after it; outside the main thread Python cannot, so it is left alone."""
     try:
-        previous = signal.signal(signal.SIGINT, forward)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:
         yield
         return
     try:
