@@ -9,6 +9,7 @@ Partial downloads (*.part) may stay: the next pull resumes them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -267,3 +268,72 @@ def test_disk_full_during_pull(registry: Registry, small_root: Path) -> None:
     assert_consistent(small_root)
     shutil.rmtree(small_root / "distribution" / "downloads", ignore_errors=True)  # the partial download
     assert ok(run_cshell(small_root, "run", "--rm", "busybox", "echo", "usable")) == "usable\n"
+
+
+def test_container_that_fills_the_disk_keeps_its_shim(small_root: Path) -> None:
+    """The container fills the state root's disk, then writes more: the shim lives on, `run`
+    prints everything and exits with the container's code, and `inspect` says the log is cut."""
+    ok(run_cshell(small_root, "image", "bootstrap", "busybox"))
+    script = "echo before; dd if=/dev/zero of=/fill bs=64k 2>/dev/null; echo after-full; seq 1 100000; exit 3"
+    proc = run_cshell(small_root, "run", "--name", "filler", "busybox", "sh", "-c", script)
+    assert proc.returncode == 3, proc
+    assert "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["before", "after-full"] and lines[-1] == "100000" and len(lines) == 100002
+    assert "log cut short" in proc.stderr and "disk was full" in proc.stderr, proc.stderr
+    state = json.loads(next((small_root / "containers").iterdir()).joinpath("state.json").read_text())
+    assert (state["status"], state["exit_code"]) == ("exited", 3)
+    note = ok(run_cshell(small_root, "inspect", "--format", "{{.State.LogError}}", "filler"))
+    assert "disk was full" in note and "bytes of output were not written" in note
+    logs = run_cshell(small_root, "logs", "filler")
+    assert logs.returncode == 0 and logs.stdout.startswith("before\n") and "log cut short" in logs.stderr
+    ok(run_cshell(small_root, "rm", "filler"))
+    assert ok(run_cshell(small_root, "run", "--rm", "busybox", "echo", "usable")) == "usable\n"
+
+
+def _unpackers(root: Path) -> list[int]:
+    """Processes chroot'ed into one of the state root's layer directories (the unpacking child)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{entry}/root").startswith(str(root / "layers")):
+                    found.append(int(entry))
+    return found
+
+
+def test_kill_during_unpack_takes_the_unpacker_along(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
+    """The shell killed while a layer unpacks: its unpacking child dies with it (it would
+    otherwise write on for minutes), and the next start removes the half layer at once."""
+    files = [m(f"big/f{i}", data=os.urandom(4 << 20)) for i in range(60)]
+    path = archive(tmp_path / "big.tar", [busybox_layer(), layer(*files)], ref="big:v1")
+    ok(cshell("load", "-i", str(path)))
+    unpacking = state_root / "layers"
+    kill_when(start(state_root, "run", "--rm", "big:v1", "true"),
+              lambda: any(unpacking.glob("*.unpacking/diff/big/f1")), timeout=60)
+    assert wait_for(lambda: not _unpackers(state_root), timeout=2), "the unpacker outlived its shell"
+    assert list(unpacking.glob("*.unpacking"))
+    time.sleep(1.1)  # past the grace that protects a partial in its first second
+    ok(cshell("ps", "-a"))  # no backdating: the maker is gone, so it goes now
+    assert not list(unpacking.glob("*.unpacking"))
+    assert ok(cshell("run", "--rm", "big:v1", "sh", "-c", "ls /big | wc -l")).strip() == "60"
+
+
+def test_killed_commit_is_reported_and_repaired_at_once(cshell: Cshell, state_root: Path) -> None:
+    ok(cshell("run", "-d", "--name", "live", "busybox", "sh", "-c",
+              "dd if=/dev/urandom of=/big bs=1M count=256 2>/dev/null; touch /ready; exec sleep 1000"))
+    assert wait_for(lambda: cshell("exec", "live", "cat", "/ready").returncode == 0, timeout=60, interval=0.2)
+    kill_when(start(state_root, "commit", "live", "half:v1"), ingesting(state_root))
+    time.sleep(1.1)
+    check = cshell("system", "check")
+    assert check.returncode == 1, check
+    assert "left by an interrupted commit" in check.stdout and "MB" in check.stdout, check.stdout
+    assert list((state_root / "images" / "blobs" / "sha256").glob(".ingest-commit-*"))
+    ok(cshell("system", "check", "--repair"))
+    assert leftovers(state_root) == []
+    kill_when(start(state_root, "commit", "live", "half:v2"), ingesting(state_root))
+    time.sleep(1.1)
+    pruned = ok(cshell("system", "prune", "-f"))
+    assert "interrupted" in pruned or "commit" in pruned, pruned
+    assert leftovers(state_root) == []
+    ok(cshell("rm", "-f", "live"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -382,3 +383,172 @@ def test_init_keeps_exit_codes_and_commit_clean(cshell: Cshell) -> None:
     listing = ok(cshell("run", "--rm", "--net", "none", "withinit:1", "ls", "-a", "/"))
     assert "made" in listing and ".cshell-init" not in listing  # the init layer is never committed
     ok(cshell("rm", "ci"))
+
+
+# == a start that fails keeps the container (issue #12) ===========================================
+#
+# Each case breaks one step of `start` for real (the kernel refuses it), then checks that the
+# container, its writable layer, its anonymous volume, its name and its config survive, that
+# the attempt left nothing behind (the leak check), and that it starts once the cause is gone.
+
+
+def _cid(root: Path) -> str:
+    (d,) = (root / "containers").iterdir()
+    return d.name
+
+
+def _break_bind_source(root: Path, cid: str, src: Path) -> None:
+    src.rmdir()
+    src.write_text("a file where the bind source directory was\n")  # a file cannot cover a directory
+
+
+def _mend_bind_source(root: Path, cid: str, src: Path) -> None:
+    src.unlink()
+    src.mkdir()
+
+
+def _break_overlay(root: Path, cid: str, src: Path) -> None:
+    shutil.rmtree(root / "containers" / cid / "work")  # overlayfs needs its workdir
+
+
+def _mend_overlay(root: Path, cid: str, src: Path) -> None:
+    (root / "containers" / cid / "work").mkdir()
+
+
+def _break_veth(root: Path, cid: str, src: Path) -> None:
+    from cshell.engine.network import veth_name
+
+    subprocess.run(["ip", "link", "add", veth_name(cid), "type", "bridge"], check=True)  # the name is taken
+
+
+def _mend_veth(root: Path, cid: str, src: Path) -> None:
+    from cshell.engine.network import veth_name
+
+    subprocess.run(["ip", "link", "del", veth_name(cid)], check=True)
+
+
+def _edit_limits(root: Path, cid: str, **limits: str) -> None:
+    path = root / "containers" / cid / "config.json"
+    config = json.loads(path.read_text())
+    config["limits"] = limits
+    path.write_text(json.dumps(config, indent=1, sort_keys=True))
+
+
+def _break_cgroup(root: Path, cid: str, src: Path) -> None:
+    _edit_limits(root, cid, cpuset_cpus=str(os.cpu_count() + 7))  # a CPU this machine lacks
+
+
+def _mend_cgroup(root: Path, cid: str, src: Path) -> None:
+    _edit_limits(root, cid)
+
+
+def _break_exec(root: Path, cid: str, src: Path) -> None:
+    bin_dir = root / "containers" / cid / "rw" / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    os.mknod(bin_dir / "sh", 0o600 | 0o020000, os.makedev(0, 0))  # an overlay whiteout hides /bin/sh
+
+
+def _mend_exec(root: Path, cid: str, src: Path) -> None:
+    (root / "containers" / cid / "rw" / "bin" / "sh").unlink()
+
+
+START_FAULTS = {
+    "bind-source": (_break_bind_source, _mend_bind_source),
+    "overlay-mount": (_break_overlay, _mend_overlay),
+    "veth": (_break_veth, _mend_veth),
+    "cgroup": (_break_cgroup, _mend_cgroup),
+    "exec-pid1": (_break_exec, _mend_exec),
+}
+
+
+@pytest.mark.parametrize("fault", list(START_FAULTS))
+def test_failed_start_keeps_the_container(cshell: Cshell, state_root: Path, tmp_path: Path, fault: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    script = "cat /mine 2>/dev/null; echo precious > /mine; echo kept > /data/v; echo ran"
+    ok(cshell("run", "--name", "keep", "-v", "/data", "-v", f"{src}:/src", "busybox", "sh", "-c", script))
+    cid = _cid(state_root)
+    d = state_root / "containers" / cid
+    config_before = json.loads((d / "config.json").read_text())
+    volumes_before = ok(cshell("volume", "ls", "-q"))
+    breaking, mending = START_FAULTS[fault]
+    breaking(state_root, cid, src)
+    try:
+        failed = cshell("start", "keep")
+    finally:
+        mending(state_root, cid, src)
+    assert failed.returncode == 1, failed
+    assert "Traceback" not in failed.stderr and "error:" in failed.stderr
+    # What the container owns is all there.
+    assert (d / "rw" / "mine").read_text() == "precious\n"
+    assert ok(cshell("volume", "ls", "-q")) == volumes_before
+    assert json.loads((d / "config.json").read_text()) == config_before
+    assert "keep" in ok(cshell("ps", "-a"))
+    state = state_of(state_root, cid)
+    assert state["status"] == "exited" and state["error"], state
+    assert ok(cshell("inspect", "--format", "{{.State.Error}}", "keep")).strip()
+    # The cause gone, it starts cleanly, on its own layer and volume.
+    ok(cshell("start", "keep"))
+    assert wait_for(lambda: state_of(state_root, cid)["status"] == "exited", timeout=10)
+    assert state_of(state_root, cid)["exit_code"] == 0 and not state_of(state_root, cid)["error"]
+    assert ok(cshell("logs", "keep")) == "ran\nprecious\nran\n"
+    ok(cshell("rm", "-v", "keep"))
+
+
+def test_failed_run_discards_only_what_it_made(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
+    """A container that never ran may go, but a named volume it was given stays."""
+    ok(cshell("volume", "create", "named"))
+    (state_root / "volumes" / "named" / "_data" / "f").write_text("mine\n")
+    a_file = tmp_path / "file"
+    a_file.write_text("x\n")
+    for args in (("busybox", "nosuchcmd"), ("-v", f"{a_file}:/bin", "busybox", "true")):
+        proc = cshell("run", "--name", "never", "-v", "named:/data", *args)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc
+        assert "never" not in ok(cshell("ps", "-a"))
+        assert ok(cshell("volume", "ls", "-q")).split() == ["named"]
+    assert (state_root / "volumes" / "named" / "_data" / "f").read_text() == "mine\n"
+    assert a_file.read_text() == "x\n"
+
+
+def test_two_starts_at_once_run_it_once(cshell: Cshell, state_root: Path) -> None:
+    ok(cshell("run", "-d", "--name", "twice", "busybox", "sleep", "1000"))
+    ok(cshell("stop", "-t", "0", "twice"))
+    cid = _cid(state_root)
+    for _ in range(3):
+        procs = [subprocess.Popen([*cshell_argv(), "--root", str(state_root), "start", "twice"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cshell_env())
+                 for _ in range(2)]
+        results = [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]
+        for p in procs:
+            p.stdout.close()
+            p.stderr.close()
+        assert [r[0] for r in results] == [0, 0], results
+        assert all("Traceback" not in r[2] for r in results)
+        assert len(shims_of(state_root)) == 1
+        assert state_of(state_root, cid)["status"] == "running"
+        ok(cshell("stop", "-t", "0", "twice"))
+    ok(cshell("rm", "twice"))
+
+
+def test_start_right_after_the_previous_run_ended(cshell: Cshell, state_root: Path) -> None:
+    """The previous run's shim drops the bridge after it reports the exit; a start racing
+    that teardown still gets its veth on a bridge, or a clear error, never a lost container."""
+    ok(cshell("run", "--name", "quick", "busybox", "true"))
+    for _ in range(5):
+        ok(cshell("start", "quick"))
+        assert wait_for(lambda: "Exited" in ok(cshell("ps", "-a")), timeout=10)
+    assert "quick" in ok(cshell("ps", "-a"))
+    ok(cshell("rm", "quick"))
+
+
+def test_rm_right_after_an_attached_run(cshell: Cshell, state_root: Path) -> None:
+    """Once an attached `run` has returned, nobody sees the container running (on a busy machine too)."""
+    hog = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        for i in range(8):
+            proc = cshell("run", "--name", f"r{i}", "busybox", "sh", "-c", "echo out; exit 3")
+            assert (proc.returncode, proc.stdout) == (3, "out\n"), proc
+            ok(cshell("rm", f"r{i}"))
+    finally:
+        hog.kill()
+        hog.wait()

@@ -204,6 +204,9 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     if code is None:
         ctx.out.text(container.id)
         return 0
+    container.state = container.reload_state()
+    if note := container.log_note():  # what you saw is complete; the log file is not
+        ctx.out.note(note)
     return code
 
 
@@ -281,6 +284,9 @@ def logs(ctx: Context, args: SimpleNamespace) -> int:
     container = ctx.runtime.get(args.container)
     for chunk in ctx.runtime.logs(container, follow=args.follow):
         ctx.out.raw(chunk)
+    container.state = container.reload_state()
+    if note := container.log_note():
+        ctx.out.note(note)
     return 0
 
 

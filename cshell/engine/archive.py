@@ -122,11 +122,13 @@ def unpack_layer(blob: Path, dest: Path) -> None:
     trace.step(f"tar -x -f {blob} -C {dest}  (in a child chroot'ed into {dest})")
     read_end, write_end = os.pipe()
     src_fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: confine, unpack, report
         os.close(read_end)
         code = 0
         try:
+            _die_with(parent)
             _preload_decompressors()
             os.chroot(dest)
             os.chdir("/")
@@ -151,6 +153,18 @@ def unpack_layer(blob: Path, dest: Path) -> None:
             f"cannot unpack layer {blob.name[:12]}: {problem or 'unpacker died'}",
             "the layer archive is damaged or hostile; nothing outside its directory was written",
         )
+
+
+def _die_with(parent: int) -> None:
+    """A killed shell takes its unpacker along (instead of leaving it writing for minutes
+    into a directory that reconcile is about to remove)."""
+    import signal
+
+    from cshell.engine import syscalls as sc
+
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the prctl: the signal will never come
+        os._exit(1)
 
 
 def _preload_decompressors() -> None:

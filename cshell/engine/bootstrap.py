@@ -390,7 +390,7 @@ def _ingest(store: Store, tar: Path, meta: dict[str, Any], ref: str) -> Layer:
 
 def _copy_blob(store: Store, src: Path, label: str) -> tuple[str, int]:
     meter = _Meter(label, src.stat().st_size)
-    writer = store.new_blob()
+    writer = store.new_blob("bootstrap")
     try:
         with open(src, "rb") as f:
             while chunk := f.read(1 << 20):

@@ -397,7 +397,7 @@ class Builder:
         if not any(os.scandir(upper)):
             return None  # nothing changed: an empty layer, no diff id (image-spec's empty_layer)
         trace.step(f"tar -c -C {upper} . | sha256sum  # the changes become the layer tar (whiteouts as .wh.)")
-        digest, size = images.layer_tar_of(self.store, upper)
+        digest, size = images.layer_tar_of(self.store, upper, purpose="build")
         layer = self.store.layer_from_blob(digest, size, self.layers[-1] if self.layers else None, unpack=False)
         if self.store.adopt_layer_dir(layer, upper):
             trace.step(f"mv {upper} {layer.path}  # the same files: no need to unpack the tar again")

@@ -42,6 +42,7 @@ from cshell.engine.state import (
     StateRoot,
     atomic_write,
     detach_mount,
+    file_lock,
     mounts_below,
     new_id,
     read_json,
@@ -60,6 +61,7 @@ from cshell.record import factory, record
 
 LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
 PARTIAL_DOWNLOAD_AGE = 24 * 3600  # a pull's .part files wait this long for a pull to resume them
+PARTIAL_BLOB_AGE = 30  # seconds: an abandoned .ingest blob waits this long for `system check` to show it
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
               "quiet", "sharp", "swift", "tender", "vivid", "wise", "zen")
@@ -162,6 +164,12 @@ class Container:
     def running(self) -> bool:
         return self.status == "running"
 
+    def reload_state(self) -> dict[str, Any]:
+        """state.json as it is now (a shim writes it while we look); the last known if it is gone."""
+        with contextlib.suppress(OSError, ValueError):
+            return read_json(self.dir / "state.json")
+        return self.state
+
     def save_state(self, **changes: Any) -> None:
         self.state.update(changes)
         write_json(self.dir / "state.json", self.state)
@@ -178,6 +186,16 @@ class Container:
             merged=str(self.dir / "merged"), state_dir=str(self.dir), mounts=mounts,
             privileged=bool((self.config.get("security") or {}).get("privileged")),
         )
+
+    def log_note(self) -> str:
+        """Why the log lacks some of the output (cshell's own inspect key; docker has none)."""
+        dropped = int(self.state.get("log_dropped") or 0)
+        if not dropped:
+            return ""
+        cause = self.state.get("log_error") or "a write failed"
+        if cause.startswith("no space left"):
+            cause = f"the disk was full ({cause})"
+        return f"log cut short: {dropped} bytes of output were not written to {self.log_path.name}: {cause}"
 
     def delete_files(self, volumes: bool = False) -> None:
         """The container's directory; with volumes=True (rm -v, --rm) its anonymous volumes too."""
@@ -204,6 +222,7 @@ class Container:
                 "ExitCode": st.get("exit_code", 0), "Error": st.get("error", ""),
                 "StartedAt": st.get("started_at", "0001-01-01T00:00:00Z"),
                 "FinishedAt": st.get("finished_at", "0001-01-01T00:00:00Z"),
+                **({"LogError": self.log_note()} if st.get("log_dropped") else {}),
             },
             "Image": cfg["image_id"],
             "Name": "/" + self.name,
@@ -471,17 +490,8 @@ class Runtime:
         channel.await_start()
         if channel.error:
             code, message = channel.error
-            self._discard(c)
-            hint = ("check the command's name and that it exists in the image (run IMAGE ls /bin)"
-                    if code in (126, 127) else "the kernel refused a setup step; `explain on` shows which")
-            if message.startswith("cgroup write refused"):
-                hint = "the kernel refused that limit: `help run` lists the ranges; nothing was created"
-            if message.startswith(("unable to find user", "unable to find group")):
-                hint = "use a user the image's /etc/passwd defines, or numeric ids: -u 1000:1000"
-            if message.startswith("overlay mount failed"):
-                hint = ("the state root must be on a filesystem that can hold an overlay upper dir "
-                        "(ext4, xfs, tmpfs; not overlayfs): choose another with --root DIR")
-            raise ContainerCommandError(message, hint, exit_code=code)
+            self._release_failed_start(c, code, message)
+            raise ContainerCommandError(message, _start_hint(c, code, message), exit_code=code)
         with contextlib.suppress(FileNotFoundError):  # --rm: a fast container may be gone already
             c.state = read_json(c.dir / "state.json")
         return launch
@@ -531,16 +541,37 @@ class Runtime:
                            f"start it first: start {target.name}")
         return target.pid
 
+    def _release_failed_start(self, c: Container, code: int, message: str) -> None:
+        """A start failed: give back what the attempt took, keep everything the container owns.
+
+        The network, the cgroup and any mount the attempt left are released; the
+        writable layer, the volumes, config.json and the name stay, and state.json
+        keeps its status and records the error, as docker's State.Error does. Each
+        step runs even when an earlier one failed: this must never lose the container.
+        """
+        work = Cleanup()
+        work.attempt(f"{c.name}: network", Network(self.root).release, c.id)
+        work.attempt(f"{c.name}: cgroup", cgroups.remove, c.id)
+        work.attempt(f"{c.name}: mounts", self._unmount_leftovers, c)
+        c.state = c.reload_state()  # the shim may have written meanwhile
+        if c.state.get("status") != "running":
+            work.attempt(f"{c.name}: state.json", c.save_state, error=message, exit_code=code, pid=0)
+
     def _discard(self, c: Container) -> None:
+        """Remove a container that never ran (its first start failed): only `run` may do this."""
         Network(self.root).release(c.id)
         cgroups.remove(c.id)
         c.delete_files(volumes=True)
 
     def start(self, c: Container) -> Container:
+        """docker start. Under the container's own lock: of two starts at once one starts it
+        and the other finds it running. A failed start leaves the container as it was."""
         require_root()
-        if c.running:
-            return c  # docker start on a running container does nothing
-        self.launch(c, attached=False).channel.close()
+        with file_lock(c.dir / ".start.lock"):
+            c.state = c.reload_state()  # another start may have run it meanwhile
+            if c.running:
+                return c  # docker start on a running container does nothing
+            self.launch(c, attached=False).channel.close()
         return c
 
     def run(self, opts: RunOptions) -> tuple[Container, int | None]:
@@ -549,7 +580,7 @@ class Runtime:
         try:
             launch = self.launch(c, attached=not opts.detach)
         except BaseException:
-            self._discard(c)
+            self._discard(c)  # it never ran: nothing of the user's is in it yet
             raise
         if opts.detach:
             launch.channel.close()
@@ -684,20 +715,21 @@ class Runtime:
         - a container recorded as running whose shim is gone: its PID 1 (if it is
           still the same process) killed, its network, cgroup and mounts
           released, exit status 255;
-        - half-made things: a container directory without state.json, a layer
-          still being unpacked, a blob being written, an empty cgroup of ours,
-          a lease, veth or rule of no running container. Each is left alone
-          while young, since another shell may be making it right now.
+        - half-made things: a layer half unpacked or a blob half written whose
+          maker is gone (nobody holds its lock), a container directory without
+          state.json, an empty cgroup of ours, a lease, veth or rule of no
+          running container. A directory without state.json is left alone while
+          young, since another shell may be making it right now.
 
         Every step is idempotent and runs even when an earlier one failed; the
         result lists what was fixed (``done``) and what failed (``errors``, one
         line each). Costs a few directory looks when there is nothing to do.
         """
         work = Cleanup()
-        stale = ((self.root.layers.glob("*.unpacking"), 30), (self.root.images.glob("blobs/sha256/.ingest-*"), 30),
-                 (self.root.path.glob("distribution/*/*"), PARTIAL_DOWNLOAD_AGE))
-        for paths, age in stale:
-            work.done += work.attempt("leftovers", _remove_stale, paths, min_age=age) or []
+        if any(self.root.layers.glob("*.unpacking")) or any(self.root.images.glob("blobs/sha256/.ingest-*")):
+            work.done += work.attempt("leftovers", self._remove_partials) or []
+        work.done += work.attempt("leftovers", _remove_stale, self.root.path.glob("distribution/*/*"),
+                                  min_age=PARTIAL_DOWNLOAD_AGE) or []
         work.done += work.attempt("cgroups", cgroups.remove_orphans) or []
         if not self.root.containers.is_dir():
             return work
@@ -708,6 +740,16 @@ class Runtime:
         network = Network(self.root)
         work.done += work.attempt("network", network.reconcile, self._holds_network, rules=bool(work.done)) or []
         return work
+
+    def _remove_partials(self) -> list[str]:
+        """Layers a killed unpack was making (nobody holds them), at once: an unpack is redone
+        anyway. Blobs a killed commit, pull or load was writing, once a while old: until then
+        `system check` reports them, and its --repair or `system prune` removes them."""
+        removed = []
+        for partial in self.store.partials(blob_age=PARTIAL_BLOB_AGE):
+            self.store.remove_partial(partial)
+            removed.append(f"{partial.path} (left by an interrupted {partial.purpose})")
+        return removed
 
     def _reconcile_one(self, d: Path, work: Cleanup, has_mounts: bool) -> None:
         if not (d / "state.json").exists():
@@ -781,6 +823,24 @@ class Runtime:
         if owner is not None:  # a container's PID 1: the program is confined as the container is
             spec.security = security_plan(owner.config, self.root.path)
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
+
+
+def _start_hint(c: Container, code: int, message: str) -> str:
+    """What to do about a start that failed, from the cause the shim or init reported."""
+    if message.startswith("cgroup write refused"):
+        return "the kernel refused that limit: `help run` lists the ranges; nothing was created"
+    if message.startswith(("unable to find user", "unable to find group")):
+        return "use a user the image's /etc/passwd defines, or numeric ids: -u 1000:1000"
+    if message.startswith("volume ") and "source" in message:
+        return f"put the source back as it was, or remove the container (rm {c.name}) and run it again"
+    if message.startswith("overlay mount failed: the directory"):
+        return "something removed it from the state root; `system check` lists what else is missing"
+    if message.startswith("overlay mount failed"):
+        return ("the state root must be on a filesystem that can hold an overlay upper dir "
+                "(ext4, xfs, tmpfs; not overlayfs): choose another with --root DIR")
+    if code in (126, 127):
+        return "check the command's name and that it exists in the image (run IMAGE ls /bin)"
+    return "the kernel refused a setup step; `explain on` shows which"
 
 
 def _remove_stale(paths: Iterable[Path], min_age: float = 30) -> list[str]:

@@ -286,7 +286,7 @@ def import_rootfs(store: Store, source: Path | IO[bytes], opts: ImportOptions) -
 
 
 def _ingest_tar(store: Store, source: IO[bytes]) -> tuple[str, int]:
-    writer = store.new_blob()
+    writer = store.new_blob("import")
     try:
         head, chunks = with_head(source)
         for data in decompressed(chunks, compression_of(head), "the tar"):

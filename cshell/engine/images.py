@@ -27,9 +27,10 @@ def image_of(store: Store, c: Container) -> Image:
     return store.get_local(c.config["image_id"])
 
 
-def layer_tar_of(store: Store, upper: Path, exclude: frozenset[str] = frozenset()) -> tuple[str, int]:
+def layer_tar_of(store: Store, upper: Path, exclude: frozenset[str] = frozenset(),
+                 purpose: str = "commit") -> tuple[str, int]:
     """Stream the upper dir as a layer tar straight into the blob store: (digest, size)."""
-    writer = store.new_blob()
+    writer = store.new_blob(purpose)
     try:
         diff.write_layer_tar(upper, writer, exclude)  # type: ignore[arg-type]
         return writer.commit()

@@ -204,7 +204,10 @@ def setup_error(e: OSError, plan: rootfs.RootfsPlan) -> str:
     if text.startswith("pivot_root") and e.errno == errno.EINVAL and _root_is_initramfs():
         return "pivot_root is refused while / is the initramfs (rootfs); cshell never falls back to chroot"
     if text.startswith(f"mount {plan.merged}:"):
-        return f"overlay mount failed: {os.strerror(e.errno)} (upperdir {plan.upperdir})"
+        missing = [d for d in (plan.upperdir, plan.workdir, *plan.lowerdirs) if not os.path.isdir(d)]
+        if e.errno == errno.ENOENT and missing:
+            return f"overlay mount failed: the directory {missing[0]} is missing"
+        return f"overlay mount failed: {os.strerror(e.errno).lower()} (upperdir {plan.upperdir})"
     return text
 
 

@@ -532,7 +532,7 @@ class Staging:
         if src.size is not None and m.size != src.size:
             raise hostile(f"layer {src.member} is {m.size} bytes, but its descriptor says {src.size}")
         known = src.diff_id in self.writers or self.store.blob_path(src.diff_id).exists()
-        sink: BlobWriter | _HashOnly = _HashOnly() if known else self.store.new_blob()
+        sink: BlobWriter | _HashOnly = _HashOnly() if known else self.store.new_blob("load")
         try:
             self._copy(archive, m, src, sink)
         except (tarfile.TarError, EOFError) as e:

@@ -226,12 +226,27 @@ def mount_one(root: str, m: dict[str, Any], copy: bool = True) -> None:
             sc.mount("tmpfs", fd_path(fd), "tmpfs", flags, data)
             return
         trace.step(f"mount({m['source']!r}, {target!r} via /proc/self/fd/{fd}, none, MS_BIND|MS_REC)")
-        sc.mount(m["source"], fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+        try:
+            sc.mount(m["source"], fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+        except OSError as e:
+            raise OSError(e.errno, _bind_failure(m["source"], e)) from None
     # nodev on binds too (set by rootfs.py unless --privileged): no device node through a bind
     flags = (sc.MS_NOSUID | sc.MS_NODEV if kind == "volume" else sc.MS_NODEV if m.get("nodev") else 0) \
         | (0 if m["rw"] else sc.MS_RDONLY)
     if flags:
         _remount(root, target, flags)
+
+
+def _bind_failure(source: str, e: OSError) -> str:
+    """Why a bind mount failed, in words: most often its source changed since `run`."""
+    import errno
+
+    if e.errno == errno.ENOENT or not os.path.lexists(source):
+        return f"its source {source} no longer exists"
+    if e.errno in (errno.ENOTDIR, errno.EISDIR):
+        kind = "a directory" if os.path.isdir(source) else "not a directory"
+        return f"its source {source} is {kind} now, unlike when the container was made"
+    return f"cannot bind {source}: {(e.strerror or str(e)).lower()}"
 
 
 POPULATED = "volumes-populated"  # in the container's directory: copyData was done for it

@@ -336,7 +336,7 @@ class Network:
         with Rtnl() as rt:
             trace.step(f"ip link add {plan.veth} master {plan.bridge} up type veth "
                        f"peer name eth0 address {mac} netns {pid}  # one cable, one end in each namespace")
-            index = _add_veth(rt, plan, ns.netns, mac)
+            index = _add_veth(rt, plan, ns.netns, mac, self.rule_tag(plan.cid))
             trace.step(f"ip link set {plan.veth} alias {self.rule_tag(plan.cid)}  # whose it is")
             rt.set_alias(index, self.rule_tag(plan.cid))
         eth0 = ctr.link_index("eth0")
@@ -382,6 +382,8 @@ class Network:
         veth = lease.data.get("veth", "")
         with contextlib.suppress(OSError):
             index = socket.if_nametoindex(veth)
+            if _link_alias(veth) != self.rule_tag(lease.container):
+                raise FileNotFoundError(veth)  # someone else's link under that name: never ours to delete
             from cshell.engine.netlink import Rtnl
 
             trace.step(f"ip link del {veth}  # its peer, eth0, goes with it")
@@ -511,13 +513,16 @@ def bridge_rules(bridge: str, tag: str, subnet: str, masquerade: bool, forward_f
     return {"nat": nat, "filter": flt}
 
 
-def _add_veth(rt: Rtnl, plan: NetPlan, netns: int, mac: str) -> int:
+def _add_veth(rt: Rtnl, plan: NetPlan, netns: int, mac: str, tag: str) -> int:
     import errno
 
     for attempt in (1, 2):
         try:
             return rt.add_veth(plan.veth, "eth0", netns, plan.bridge_index, mac)
         except OSError as e:
+            if e.errno == errno.EEXIST and _link_alias(plan.veth) != tag:
+                raise Conflict(f"a network interface named {plan.veth} exists already and is not this "
+                               "container's", f"delete it (ip link del {plan.veth}), then start again") from None
             if e.errno == errno.EEXIST and attempt == 1:
                 # the last run's pair, its namespace still being torn down by the kernel
                 with contextlib.suppress(OSError):
@@ -529,6 +534,14 @@ def _add_veth(rt: Rtnl, plan: NetPlan, netns: int, mac: str) -> int:
             raise RuntimeFailure(f"cannot create the veth pair {plan.veth}: {e.strerror}",
                                  "is the bridge still there? `net ls` shows it") from None
     raise AssertionError("unreachable")
+
+
+def _link_alias(name: str) -> str:
+    """`ip link`'s alias of a link ("" if none or gone): ours say cshell:BRIDGE[:ID]."""
+    try:
+        return Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _bridge_error(name: str, e: OSError) -> CShellError:

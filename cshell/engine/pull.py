@@ -396,7 +396,7 @@ def _unpack_stream(store: Store, job: LayerJob, chunks: Iterator[bytes]) -> str 
             pass
         job.tar_size = job.size
         return None
-    job.writer = store.new_blob()
+    job.writer = store.new_blob("pull")
     _inflate_beside(everything(), kind, job.writer, job.digest[7:19])
     job.tar_size = job.writer.size
     return "sha256:" + job.writer.hash.hexdigest()

@@ -13,6 +13,7 @@ It talks to the shell that started it through one status pipe:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -27,7 +28,7 @@ from cshell.engine.network import InitNetns, NetPlan, Network
 from cshell.engine.processes import exit_code_of, process_start_time, report
 from cshell.engine.rootfs import RootfsPlan
 from cshell.engine.state import StateRoot
-from cshell.errors import CShellError
+from cshell.errors import CShellError, describe_os_error
 from cshell.record import record
 
 
@@ -44,15 +45,56 @@ class ShimIO:
     pty_path: str | None = None
 
 
+RESERVE_BYTES = 64 * 1024  # room for state.json (about 1 KiB) even when the container fills the disk
+
+
 class StateWriter:
-    """The shim's view of state.json (the shell owns the rest of the directory)."""
+    """The shim's view of state.json (the shell owns the rest of the directory).
+
+    A container may fill the disk its state root is on; its exit must still be
+    recorded. The shim sets a little room aside when it starts (``.reserve``, a
+    real file, not a sparse one) and gives it back when a state write finds the
+    disk full, then writes again.
+    """
 
     def __init__(self, container) -> None:  # a containers.Container; no import cycle
         self.container = container
+        self.reserve = container.dir / ".reserve"
+
+    def reserve_space(self) -> None:
+        try:
+            with open(self.reserve, "wb") as f:
+                f.write(bytes(RESERVE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:  # already full: nothing to set aside, the writes below retry anyway
+            with contextlib.suppress(OSError):
+                self.reserve.unlink()
 
     def update(self, **changes: object) -> None:
-        with contextlib.suppress(FileNotFoundError):  # `rm -f` may have removed it already
-            self.container.save_state(**changes)
+        for attempt in range(3):
+            try:
+                self.container.save_state(**changes)
+                return
+            except FileNotFoundError:  # `rm -f` may have removed it already
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or attempt == 2:
+                    raise
+                with contextlib.suppress(FileNotFoundError):
+                    self.reserve.unlink()  # the room set aside at start: now it is needed
+                time.sleep(0.05 * (attempt + 1))
+
+
+@record
+class LogResult:
+    """What reached the container's log file, and what a full disk kept out of it."""
+
+    dropped: int = 0  # bytes of output not written to the log
+    error: str = ""
+
+    def state(self) -> dict[str, object]:
+        return {"log_dropped": self.dropped, "log_error": self.error}
 
 
 def now() -> str:
@@ -91,7 +133,7 @@ def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     try:
         code = _monitor(container, spec, plan, io, net)
     except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
-        report(io.status_w, f"error 125\tshim failed: {e}")
+        report(io.status_w, f"error 125\tshim failed: {getattr(e, 'message', None) or describe_os_error(e)}")
     os._exit(code)
 
 
@@ -100,6 +142,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     trace.set_listener(None)  # the shell's listener is not ours to call
     trace.forward_to(io.trace_w)
     state = StateWriter(container)
+    state.reserve_space()
     limits = container.config.get("limits") or {}
     cgroups.create(container.id, cpuset="cpuset_cpus" in limits)
     try:  # before PID 1 is in the group: it never runs unlimited
@@ -161,13 +204,18 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     if io.trace_w is not None:
         os.close(io.trace_w)
 
-    _copy_output(container.log_path, outputs, io.attached)
+    log = _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
     exit_code = exit_code_of(status)
-    oom = oom_killed(container.id)  # read before the group is gone
+    # From here on every step is tried whatever failed before it: the exit must be recorded.
+    oom = False
+    with contextlib.suppress(CShellError, OSError):
+        oom = oom_killed(container.id)  # read before the group is gone
     _release(network, container.id, net, drop_bridge=False)
-    cgroups.remove(container.id)
-    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={}, oom_killed=oom)
+    with contextlib.suppress(CShellError, OSError):
+        cgroups.remove(container.id)
+    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={}, oom_killed=oom,
+                 **log.state())
     if container.config.get("auto_remove"):
         container.delete_files(volumes=True)  # docker's --rm takes the anonymous volumes too
     report(io.status_w, f"exit {exit_code}")
@@ -199,23 +247,45 @@ def _release(network: Network, cid: str, net: NetPlan, drop_bridge: bool = True)
     net.close_fds()
 
 
-def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> None:
-    """Copy container output to the log and, while someone is attached, to them."""
-    with open(log_path, "ab", buffering=0) as log:
-        while outputs:
-            ready, _, _ = select.select(list(outputs), [], [])
-            for fd in ready:
+def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> LogResult:
+    """Copy container output to the log and, while someone is attached, to them.
+
+    A log write that fails (the disk is full) loses that output for the log only:
+    it is counted, the attached terminal still gets it, and copying goes on, so
+    the container is never blocked on a full pipe and its exit is still seen.
+    """
+    result = LogResult()
+    try:
+        log: int | None = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as e:
+        log, result.error = None, describe_os_error(e)
+    while outputs:
+        ready, _, _ = select.select(list(outputs), [], [])
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the pty's last slave closed
+                data = b""
+            if not data:
+                os.close(fd)
+                del outputs[fd]
+                continue
+            _append_log(log, data, result)
+            if attached:
                 try:
-                    data = os.read(fd, 65536)
-                except OSError:  # EIO: the pty's last slave closed
-                    data = b""
-                if not data:
-                    os.close(fd)
-                    del outputs[fd]
-                    continue
-                log.write(data)
-                if attached:
-                    try:
-                        os.write(outputs[fd], data)
-                    except OSError:
-                        attached = False  # the terminal went away; keep logging
+                    os.write(outputs[fd], data)
+                except OSError:
+                    attached = False  # the terminal went away; keep logging
+    if log is not None:
+        os.close(log)
+    return result
+
+
+def _append_log(log: int | None, data: bytes, result: LogResult) -> None:
+    written = 0
+    if log is not None:
+        try:
+            written = os.write(log, data)
+        except OSError as e:
+            result.error = describe_os_error(e)
+    result.dropped += len(data) - written

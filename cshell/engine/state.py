@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,6 +68,45 @@ def file_lock(path: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
+
+
+def human_size(n: float) -> str:
+    """docker's sizes: decimal units, three significant digits."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}TB"
+
+
+def hold(fd: int) -> None:
+    """Mark a half-made file or directory as in progress: an flock its maker holds until it
+    finishes or dies (the kernel drops it then), which is what ``abandoned`` asks about."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+ABANDON_GRACE = 1.0  # seconds between making a partial and holding it: younger ones are left alone
+
+
+def abandoned(path: Path) -> bool:
+    """A half-made file or directory (``hold``) whose maker is gone: nobody holds its lock.
+
+    Unlike an age limit this is right at once after a kill, and never wrong for a
+    slow maker that is still at work.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False  # gone meanwhile
+    try:
+        if time.time() - os.fstat(fd).st_mtime < ABANDON_GRACE:
+            return False  # just made: its maker may be about to take the lock
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
     finally:
         os.close(fd)
 

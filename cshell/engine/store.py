@@ -18,17 +18,19 @@ blobs and layers nothing refers to.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from cshell.engine import trace
-from cshell.engine.state import StateRoot, atomic_write, read_json, write_json
+from cshell.engine.state import StateRoot, abandoned, atomic_write, hold, read_json, write_json
 from cshell.errors import Conflict, NotFound, RuntimeFailure, UsageError
 from cshell.record import factory, record
 
@@ -133,12 +135,52 @@ class Image:
         return self.config.get("config", {})
 
 
+INGEST = ".ingest-"  # blobs being written: .ingest-PURPOSE-RANDOM, renamed to their digest when done
+
+
+def ingest_prefix(purpose: str) -> str:
+    return f"{INGEST}{purpose}-"
+
+
+def ingest_purpose(name: str) -> str:
+    """What was writing an .ingest file: commit, pull, load, ... (older names say nothing)."""
+    purpose, dash, _ = name[len(INGEST):].partition("-")
+    return purpose if dash and purpose.isalpha() else "write"
+
+
+def _size_of(path: Path) -> int:
+    """Bytes in a file, or in a directory tree (a half-unpacked layer); 0 if gone."""
+    try:
+        if not path.is_dir() or path.is_symlink():
+            return path.lstat().st_size
+        return sum(p.lstat().st_size for p in path.rglob("*"))
+    except OSError:
+        return 0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@record
+class Partial:
+    """Something a killed process was making in the store: a blob or an unpacked layer."""
+
+    path: Path
+    purpose: str  # "commit", "pull", "layer unpack", ...
+    size: int
+
+
 class BlobWriter:
     """Write a blob while hashing it; ``commit`` moves it into place by its digest."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, purpose: str = "write") -> None:
         self.store = store
-        fd, self.tmp = tempfile.mkstemp(dir=store.blobs, prefix=".ingest-")
+        fd, self.tmp = tempfile.mkstemp(dir=store.blobs, prefix=ingest_prefix(purpose))
+        hold(fd)  # a killed writer leaves it unheld: `system check` and reconcile see that at once
         self.file = os.fdopen(fd, "wb")
         self.hash = bulk_hasher()
         self.size = 0
@@ -194,12 +236,13 @@ class Store:
             atomic_write(path, data)
         return digest
 
-    def put_blob_file(self, src: Path, expected: str | None = None) -> tuple[str, int]:
+    def put_blob_file(self, src: Path, expected: str | None = None, purpose: str = "layer") -> tuple[str, int]:
         """Ingest a (large) file: hash while copying to a temp blob, then rename into place."""
         self.blobs.mkdir(parents=True, exist_ok=True)
         h = bulk_hasher()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".ingest-")
+        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=ingest_prefix(purpose))
+        hold(fd)
         try:
             with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
                 while chunk := f.read(1 << 20):
@@ -218,10 +261,36 @@ class Store:
                 os.unlink(tmp)
         return digest, size
 
-    def new_blob(self) -> BlobWriter:
-        """A file-like blob being written (e.g. a layer tar streamed from a walk)."""
+    def new_blob(self, purpose: str = "write") -> BlobWriter:
+        """A file-like blob being written (e.g. a layer tar streamed from a walk); ``purpose``
+        (commit, pull, load, ...) names the temp file, so what a crash left says who left it."""
         self.blobs.mkdir(parents=True, exist_ok=True)
-        return BlobWriter(self)
+        return BlobWriter(self, purpose)
+
+    # -- what a killed writer or unpacker left ----------------------------------------
+
+    def partials(self, blob_age: float = 0) -> list[Partial]:
+        """Half-written blobs and half-unpacked layers whose maker is gone (killed, crashed);
+        blobs only once ``blob_age`` seconds old (reconcile waits, `system check` does not)."""
+        found = []
+        if self.blobs.is_dir():
+            for path in sorted(self.blobs.glob(".ingest-*")):
+                if abandoned(path) and _age(path) >= blob_age:
+                    found.append(Partial(path, ingest_purpose(path.name), _size_of(path)))
+        if self.root.layers.is_dir():
+            for path in sorted(self.root.layers.glob("*.unpacking")):
+                if abandoned(path):
+                    found.append(Partial(path, "layer unpack", _size_of(path)))
+        return found
+
+    @staticmethod
+    def remove_partial(partial: Partial) -> None:
+        trace.step(f"rm -rf {partial.path}  # left by an interrupted {partial.purpose}")
+        if partial.path.is_dir() and not partial.path.is_symlink():
+            shutil.rmtree(partial.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                partial.path.unlink()
 
     def read_blob(self, digest: str) -> bytes:
         try:
@@ -496,18 +565,23 @@ class Store:
         from cshell.engine import archive  # tarfile only when a layer is new
 
         trace.info(f"unpacking layer {diff_id[7:19]}")
+        held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            archive.unpack_layer(self.blob_path(diff_id), staging / "diff")
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
-        try:
-            os.rename(staging, diff.parent)
-        except OSError:  # ENOTEMPTY/EEXIST: another shell's identical unpack won the race
-            shutil.rmtree(staging, ignore_errors=True)
-            if not diff.exists():
+            hold(held)  # until renamed into place: a killed shell leaves it unheld for reconcile
+            try:
+                archive.unpack_layer(self.blob_path(diff_id), staging / "diff")
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
                 raise
+            write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
+            try:
+                os.rename(staging, diff.parent)
+            except OSError:  # ENOTEMPTY/EEXIST: another shell's identical unpack won the race
+                shutil.rmtree(staging, ignore_errors=True)
+                if not diff.exists():
+                    raise
+        finally:
+            os.close(held)
 
     # -- removing -------------------------------------------------------------------------
 

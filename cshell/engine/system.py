@@ -20,6 +20,7 @@ anything that might still be wanted (see ``check``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import cgroups, trace
-from cshell.engine.state import Cleanup, mounts_below
+from cshell.engine.state import Cleanup, human_size, mounts_below
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ class PruneReport:
     cache_entries: int = 0
     volumes: list[str] = factory(list)
     network: list[str] = factory(list)
+    partials: list[str] = factory(list)  # half-written blobs and layers a killed process left
     blobs: int = 0
     layers: int = 0
     reclaimed: int = 0
@@ -224,6 +226,9 @@ def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> Prune
             continue  # running, or being started by another shell right now
         if work.attempt(f"container {c.name}", rt.remove, c) is None and not c.dir.exists():
             report.containers.append(c.name)
+    for partial in work.attempt("leftovers", rt.store.partials) or []:
+        work.attempt(f"{partial.path.name}", rt.store.remove_partial, partial)
+        report.partials.append(f"{partial.path.name} ({partial.purpose}, {human_size(partial.size)})")
     pruned = work.attempt("images", images.prune, rt, everything=all_images)
     if pruned:
         report.images, report.blobs, report.layers = pruned
@@ -333,12 +338,14 @@ def _check_blobs(ck: Checker) -> None:
     blobs = ck.rt.store.blobs
     if not blobs.is_dir():
         return
+    for partial in ck.rt.store.partials():
+        what = "blob" if partial.path.parent == blobs else "layer"
+        ck.problem(f"{what} {partial.path.name}",
+                   f"left by an interrupted {partial.purpose} ({human_size(partial.size)}); its maker is gone",
+                   functools.partial(ck.rt.store.remove_partial, partial), "removed it")
     for path in sorted(blobs.iterdir()):
         if path.name.startswith(".ingest-"):
-            if not _young(path):
-                ck.problem(f"blob {path.name}", "a half-written blob (a crash during a pull, build or commit)",
-                           path.unlink, "removed it")
-            continue
+            continue  # being written now (partials above are the abandoned ones)
         ck.report.blobs += 1
         try:
             actual = _hash_file(path)

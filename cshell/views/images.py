@@ -9,17 +9,9 @@ from rich.text import Text
 
 from cshell.engine.images import HistoryRow
 from cshell.engine.shim import parse_time
+from cshell.engine.state import human_size
 from cshell.engine.store import Image
 from cshell.views.containers import human_duration
-
-
-def human_size(n: float) -> str:
-    """docker's sizes: decimal units, three significant digits."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n:.3g}TB"
 
 
 def ago(stamp: str) -> str:

@@ -45,7 +45,7 @@ from cshell.engine.layers import (
     Stack,
     Whereis,
 )
-from cshell.views.images import human_size
+from cshell.engine.state import human_size
 
 STYLE = {RW: "green", INIT: "magenta", IMAGE: "cyan"}
 EMPTY = "dim"

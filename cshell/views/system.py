@@ -6,8 +6,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from cshell.engine.state import human_size
 from cshell.engine.system import CheckReport, DiskUsage, Item, PruneReport
-from cshell.views.images import ago, human_size
+from cshell.views.images import ago
 
 
 def _table(*columns: str) -> Table:
@@ -72,6 +73,7 @@ def prune_view(r: PruneReport) -> Group:
     section("Deleted Images:", r.images)
     section("Deleted Volumes:", r.volumes)
     section("Network state released:", r.network)
+    section("Left by interrupted commands:", r.partials)
     if r.cache_entries:
         lines.append(Text(f"Build cache: {r.cache_entries} entries forgotten", style="bold"))
     if r.blobs or r.layers:
