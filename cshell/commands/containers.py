@@ -131,7 +131,10 @@ def _check_tty(args: SimpleNamespace) -> None:
         Opt(("--rm",), "remove the container when it exits"),
         Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
         ENV, WORKDIR,
-        Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker)", "NAME"),
+        Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker): "
+            "letters, digits, '-' in dot-separated labels, at most 64 characters", "NAME"),
+        Opt(("--domainname",), "NIS domain name inside (setdomainname(2)); /etc/hostname becomes "
+            "HOST.DOMAIN", "NAME"),
         Opt(("-p", "--publish"), "publish a container port on the host: [IP:][HOSTPORT:]CTRPORT[/tcp|udp]",
             "SPEC", multi=True),
         Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
@@ -195,6 +198,7 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
                       env=args.env, workdir=args.workdir, hostname=args.hostname,
+                      domainname=args.domainname,
                       network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
                       user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
