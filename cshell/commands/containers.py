@@ -7,10 +7,22 @@ import os
 from types import SimpleNamespace
 
 from cshell.commands.context import Context
-from cshell.commands.registry import COMMAND, CONTAINER, IMAGE, NETMODE, RUNNING, Opt, Pos, command
+from cshell.commands.registry import (
+    COMMAND,
+    CONTAINER,
+    FILE,
+    IMAGE,
+    NETMODE,
+    RUNNING,
+    Opt,
+    Pos,
+    command,
+)
 from cshell.errors import UsageError
 
 ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it from here)", "K=V", multi=True)
+ENV_FILE = Opt(("--env-file",), "read variables from a file: K=V or K lines, # comments (docker's format; "
+               "-e wins)", "FILE", multi=True, complete=FILE)
 INTERACTIVE = Opt(("-i", "--interactive"), "keep stdin open and pass it to the container")
 TTY = Opt(("-t", "--tty"), "give the process a real pseudo-terminal (job control, Ctrl-C)")
 WORKDIR = Opt(("-w", "--workdir"), "working directory inside the container", "DIR")
@@ -130,7 +142,7 @@ def _check_tty(args: SimpleNamespace) -> None:
         INTERACTIVE, TTY,
         Opt(("--rm",), "remove the container when it exits"),
         Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
-        ENV, WORKDIR,
+        ENV, ENV_FILE, WORKDIR,
         Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker): "
             "letters, digits, '-' in dot-separated labels, at most 64 characters", "NAME"),
         Opt(("--domainname",), "NIS domain name inside (setdomainname(2)); /etc/hostname becomes "
@@ -197,7 +209,7 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     _check_tty(args)
     opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
-                      env=args.env, workdir=args.workdir, hostname=args.hostname,
+                      env=args.env, env_file=args.env_file, workdir=args.workdir, hostname=args.hostname,
                       domainname=args.domainname,
                       network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
@@ -290,7 +302,7 @@ def logs(ctx: Context, args: SimpleNamespace) -> int:
 
 @command(
     "exec", "run a command inside a running container",
-    options=(INTERACTIVE, TTY, ENV, WORKDIR,
+    options=(INTERACTIVE, TTY, ENV, ENV_FILE, WORKDIR,
              Opt(("-u", "--user"), "run as USER[:GROUP] (default: the container's user)", "USER")),
     positionals=(Pos("container", "a running container", complete=RUNNING),
                  Pos("cmd", "the command and its arguments", rest=True, complete=COMMAND)),
@@ -311,7 +323,8 @@ def exec_(ctx: Context, args: SimpleNamespace) -> int:
     _check_tty(args)
     container = ctx.runtime.get(args.container)
     return ctx.runtime.exec(container, ExecOptions(cmd=args.cmd, interactive=args.interactive, tty=args.tty,
-                                                   env=args.env, workdir=args.workdir, user=args.user))
+                                                   env=args.env, env_file=args.env_file, workdir=args.workdir,
+                                                   user=args.user))
 
 
 @command(

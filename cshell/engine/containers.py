@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import cgroups, namespaces, terminal, trace
+from cshell.engine.environment import merge_env, user_env
 from cshell.engine.init import ProcessSpec
 from cshell.engine.joining import spawn_joined
 from cshell.engine.limits import host_config as limits_host_config
@@ -79,7 +80,8 @@ class RunOptions:
     interactive: bool = False
     tty: bool = False
     auto_remove: bool = False
-    env: list[str] = factory(list)
+    env: list[str] = factory(list)  # -e K=V or K
+    env_file: list[str] = factory(list)  # --env-file PATH: docker's format, read before -e
     workdir: str | None = None
     hostname: str | None = None
     domainname: str | None = None  # --domainname: the NIS domain name, setdomainname(2)
@@ -115,6 +117,7 @@ class ExecOptions:
     interactive: bool = False
     tty: bool = False
     env: list[str] = factory(list)
+    env_file: list[str] = factory(list)
     workdir: str | None = None
     user: str | None = None  # -u: None is the container's user
 
@@ -343,6 +346,7 @@ class Runtime:
         for what, value in (("hostname", opts.hostname), ("domainname", opts.domainname)):
             if value:
                 check_uts_name(value, what)
+        requested_env = user_env(opts.env_file, opts.env)
         mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
         security = security_settings(opts.cap_add, opts.cap_drop, opts.privileged, opts.security_opt, opts.user)
         mode = parse_mode(opts.network)
@@ -363,7 +367,7 @@ class Runtime:
         hostname = opts.hostname or (joined.config["hostname"] if joined
                                      else os.uname().nodename if mode == "host" else cid[:12])
         env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
-                        ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
+                        ["TERM=xterm"] if opts.tty else [], requested_env)
         if opts.init:
             from cshell.engine import initbin
 
@@ -772,7 +776,7 @@ class Runtime:
         require_root()
         if not c.alive():
             raise Conflict(f"container {c.name} is not running", f"start it first: start {c.name}")
-        env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
+        env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], user_env(opts.env_file, opts.env))
         config = c.config if opts.user is None else {**c.config, "user": opts.user}
         if opts.user:
             from cshell.engine.users import check_spec
@@ -867,26 +871,6 @@ def _published_ports(opts: RunOptions, mode: str, img_cfg: dict[str, Any]) -> li
         ports += [b for b in portmap.parse_exposed(img_cfg.get("ExposedPorts")) if b.key not in given]
     portmap.check_unique(ports)
     return ports
-
-
-def expand_env(items: list[str]) -> list[str]:
-    """-e K=V as given; -e K takes K from the shell's environment, as docker does."""
-    out = []
-    for item in items:
-        if "=" in item:
-            out.append(item)
-        elif item in os.environ:
-            out.append(f"{item}={os.environ[item]}")
-    return out
-
-
-def merge_env(*layers: list[str]) -> list[str]:
-    merged: dict[str, str] = {}
-    for layer in layers:
-        for item in layer:
-            key = item.split("=", 1)[0]
-            merged[key] = item
-    return list(merged.values())
 
 
 def check_overlay_supported() -> None:
