@@ -121,6 +121,10 @@ VOLUMES_HELP = """Volumes and bind mounts (`-v`, `--mount`, `--tmpfs`), as docke
   `-v /etc` still shows the image's /etc; once per container (docker: at create;
   here: at its first start), so a volume emptied later stays empty. A bind mount copies nothing: it HIDES
   the image's files under the host directory's. `volume-nocopy` turns copyData off.
+- An option of another kind of mount is refused before anything is made, as
+  docker refuses it: `:nocopy` or `volume-nocopy` on a bind or a tmpfs,
+  `tmpfs-size` on a bind or a volume, `source=` on a tmpfs, and a mode or
+  `readonly` on an anonymous volume (`-v /x:ro`: name it, `-v data:/x:ro`).
 - The mounts are made by the container's init, inside its own mount namespace,
   after the overlay and before pivot_root: the host's mount table never shows
   them. Each target is resolved inside the container root (openat2
