@@ -19,6 +19,12 @@ class CShellError(Exception):
         return self.message
 
 
+def printable(text: str) -> str:
+    """User input inside a one-line message: as typed, but a newline, NUL, tab or other
+    control character shown as its escape (\\n, \\x00, \\t), so the message stays one line."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 class UsageError(CShellError):
     """The command line itself is wrong (unknown command, bad flag)."""
 

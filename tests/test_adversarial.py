@@ -596,6 +596,38 @@ BAD_INPUT: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "uppercase image name": (["pull", "UPPER/Case"], ("invalid image name",)),
     "two tags": (["tag", "busybox", "bad:tag:x"], ("invalid image name",)),
     "-c unterminated quote": (["-c", 'run --rm "busybox true'], ("quot",)),
+    # hostnames: RFC 1123 labels (letters, digits, inner hyphens) joined by dots, at most 64 in all
+    "-h with a newline": (["run", "-h", "a\n1.2.3.4 evil", *IMG], ("invalid hostname format", "\\n")),
+    "-h with a space": (["run", "-h", "a b", *IMG], ("invalid hostname format", "'a b'")),
+    "-h with an underscore": (["run", "-h", "a_b", *IMG], ("invalid hostname format",)),
+    "-h label starting with a hyphen": (["run", "-h", "a.-b", *IMG], ("invalid hostname format",)),
+    "-h label ending with a hyphen": (["run", "-h", "a-", *IMG], ("invalid hostname format",)),
+    "-h empty label": (["run", "-h", "a..b", *IMG], ("invalid hostname format",)),
+    "-h label of 64": (["run", "-h", "a" * 64, *IMG], ("invalid hostname format", "63")),
+    "-h of 65 characters": (["run", "-h", "a" * 40 + "." + "b" * 24, *IMG], ("invalid hostname format", "64")),
+    "--domainname with a space": (["run", "--domainname", "example com", *IMG], ("invalid domainname format",)),
+    "--domainname with a slash": (["run", "--domainname", "a/b", *IMG], ("invalid domainname format",)),
+    # environment variables: docker's messages
+    "-e empty key": (["run", "-e", "=x", *IMG], ("invalid environment variable: =x",)),
+    "-e empty key, no value": (["run", "-e", "=", *IMG], ("invalid environment variable: =",)),
+    "--env-file missing": (["run", "--env-file", "/nonexistent-cshell-env", *IMG],
+                           ("/nonexistent-cshell-env", "no such file")),
+    "--env-file a directory": (["run", "--env-file", "/tmp", *IMG], ("/tmp", "directory")),
+    # mount options that belong to another kind of mount
+    "-v nocopy on a bind": (["run", "-v", "/tmp:/b:nocopy", *IMG], ("invalid volume specification", "nocopy", "bind")),
+    "-v mode on an anonymous volume": (["run", "-v", "/b:ro", *IMG], ("invalid volume specification", "'/b:ro'")),
+    "--mount volume-nocopy on a bind": (["run", "--mount", "type=bind,source=/tmp,target=/b,volume-nocopy", *IMG],
+                                        ("cannot mix 'volume-*' options with mount type 'bind'",)),
+    "--mount tmpfs-size on a bind": (["run", "--mount", "type=bind,source=/tmp,target=/b,tmpfs-size=1m", *IMG],
+                                     ("cannot mix 'tmpfs-*' options with mount type 'bind'",)),
+    "--mount tmpfs-size on a volume": (["run", "--mount", "type=volume,source=v,target=/b,tmpfs-size=1m", *IMG],
+                                       ("cannot mix 'tmpfs-*' options with mount type 'volume'",)),
+    "--mount volume-nocopy on a tmpfs": (["run", "--mount", "type=tmpfs,target=/b,volume-nocopy", *IMG],
+                                         ("cannot mix 'volume-*' options with mount type 'tmpfs'",)),
+    "--mount source on a tmpfs": (["run", "--mount", "type=tmpfs,source=x,target=/b", *IMG],
+                                  ('invalid mount config for type "tmpfs"', "source")),
+    "--mount readonly anonymous volume": (["run", "--mount", "type=volume,target=/b,readonly", *IMG],
+                                          ("anonymous", "read")),
 }
 
 
@@ -613,6 +645,64 @@ def test_bad_input_is_one_line_and_changes_nothing(case: str, cshell: Cshell, st
     refused(cshell(*args), *needles)
     assert state_of(state_root) == before, f"{case}: the refused command changed the state root"
     ok(cshell("rm", "keep"))
+
+
+# --env-file lines docker refuses (its words), and files that cannot be read as text
+BAD_ENV_FILES: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "space in the key": (b"OK=1\nKEY X=1\n", ("variable 'KEY X' contains whitespaces", "line 2")),
+    "tab in a bare key": (b"\tKEY\tY\n", ("variable 'KEY\\tY' contains whitespaces",)),
+    "empty key": (b"=x\n", ("no variable name on line '=x'",)),
+    "NUL in a value": (b"A=b\0c\n", ("NUL",)),
+    "NUL in a key": (b"A\0B=c\n", ("NUL",)),
+    "not UTF-8": (b"A=\xff\xfe\n", ("invalid utf8", "line 1")),
+}
+
+
+@kernel
+@pytest.mark.parametrize("case", list(BAD_ENV_FILES))
+def test_bad_env_file_is_one_line_and_changes_nothing(case: str, cshell: Cshell, state_root: Path,
+                                                      tmp_path: Path) -> None:
+    ok(cshell("run", "--name", "keep", "busybox", "true"))
+    before = state_of(state_root)
+    data, needles = BAD_ENV_FILES[case]
+    env_file = tmp_path / "bad.env"
+    env_file.write_bytes(data)
+    error = refused(cshell("run", "--env-file", str(env_file), *IMG), *needles)
+    assert str(env_file) in error  # which file
+    assert state_of(state_root) == before, f"{case}: the refused run changed the state root"
+    ok(cshell("rm", "keep"))
+
+
+@kernel
+def test_nul_in_an_environment_variable_is_refused_by_the_engine(runtime, state_root: Path) -> None:  # noqa: ANN001
+    """argv cannot carry a NUL, but the library and the REPL can: the engine refuses it."""
+    from cshell.engine.containers import RunOptions
+    from cshell.errors import UsageError
+
+    for env in (["A=b\0c"], ["A\0B=c"]):
+        with pytest.raises(UsageError, match="NUL") as info:
+            runtime.create(RunOptions(image="busybox", cmd=["true"], env=env))
+        assert "\0" not in info.value.message and info.value.hint  # one printable line, and a hint
+    assert runtime.list(all=True) == []
+
+
+@kernel
+def test_exec_refuses_what_run_refuses(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
+    ok(cshell("run", "-d", "--name", "live", "busybox", "sleep", "100"))
+    refused(cshell("exec", "-e", "=x", "live", "true"), "invalid environment variable: =x")
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("KEY X=1\n")
+    refused(cshell("exec", "--env-file", str(env_file), "live", "true"), "contains whitespaces")
+    ok(cshell("rm", "-f", "live"))
+
+
+@kernel
+def test_nocopy_on_a_bind_makes_no_host_directory(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
+    """-v creates a missing host directory, but not for a spec it refuses."""
+    host = tmp_path / "never-made"
+    refused(cshell("run", "-v", f"{host}:/b:nocopy", *IMG), "nocopy")
+    assert not host.exists()
+    assert not (state_root / "containers").is_dir() or not any((state_root / "containers").iterdir())
 
 
 @kernel

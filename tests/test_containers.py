@@ -138,6 +138,37 @@ def test_env_workdir_hostname(cshell: Cshell) -> None:
     assert out.strip() == "hi there|1|/tmp/work|box|box|box"
 
 
+def test_domainname_as_docker_sets_it(cshell: Cshell) -> None:
+    """--domainname: setdomainname(2) in the container's UTS namespace; /etc/hostname and
+    /etc/hosts get host.domain as docker writes them; $HOSTNAME stays the short name."""
+    out = ok(cshell("run", "--name", "d", "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c",
+                    'echo "$(hostname)|$HOSTNAME|$(cat /proc/sys/kernel/domainname)|$(cat /etc/hostname)"; '
+                    "tail -n 1 /etc/hosts"))
+    names, hosts_line = out.splitlines()
+    assert names == "web|web|example.com|web.example.com"
+    assert hosts_line.split()[1:] == ["web.example.com", "web", "d"]
+    assert inspect(cshell, "d")["Config"]["Domainname"] == "example.com"
+    ok(cshell("rm", "d"))
+    assert ok(cshell("run", "--rm", "busybox", "cat", "/proc/sys/kernel/domainname")).strip() == "(none)"
+
+
+def test_env_file_as_docker_reads_it(cshell: Cshell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker's format: # comments and blank lines skipped, leading blanks trimmed, the value kept
+    as is, KEY alone copied from here (dropped when unset); files first, then -e, later wins."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# a comment\n\n  GREETING=hi there  \nFROM_HERE\nUNSET_HERE\nQUOTED=\"q\"\n"
+                        "OVERRIDDEN=file\nEMPTY=\n")
+    monkeypatch.setenv("FROM_HERE", "copied")
+    monkeypatch.delenv("UNSET_HERE", raising=False)
+    script = 'echo "[$GREETING]|$FROM_HERE|${UNSET_HERE-unset}|$QUOTED|$OVERRIDDEN|[${EMPTY-unset}]"'
+    out = ok(cshell("run", "--rm", "--env-file", str(env_file), "-e", "OVERRIDDEN=flag", "busybox", "sh", "-c",
+                    script))
+    assert out == '[hi there  ]|copied|unset|"q"|flag|[]\n'
+    ok(cshell("run", "-d", "--name", "e", "busybox", "sleep", "100"))
+    assert ok(cshell("exec", "--env-file", str(env_file), "e", "sh", "-c", "echo $GREETING")) == "hi there\n"
+    ok(cshell("rm", "-f", "e"))
+
+
 def test_inspect_fields(cshell: Cshell) -> None:
     cid = run_detached(cshell, "--name", "web", "busybox", "sleep", "100")
     data = inspect(cshell, "web")

@@ -7,10 +7,22 @@ import os
 from types import SimpleNamespace
 
 from cshell.commands.context import Context
-from cshell.commands.registry import COMMAND, CONTAINER, IMAGE, NETMODE, RUNNING, Opt, Pos, command
+from cshell.commands.registry import (
+    COMMAND,
+    CONTAINER,
+    FILE,
+    IMAGE,
+    NETMODE,
+    RUNNING,
+    Opt,
+    Pos,
+    command,
+)
 from cshell.errors import UsageError
 
 ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it from here)", "K=V", multi=True)
+ENV_FILE = Opt(("--env-file",), "read variables from a file: K=V or K lines, # comments (docker's format; "
+               "-e wins)", "FILE", multi=True, complete=FILE)
 INTERACTIVE = Opt(("-i", "--interactive"), "keep stdin open and pass it to the container")
 TTY = Opt(("-t", "--tty"), "give the process a real pseudo-terminal (job control, Ctrl-C)")
 WORKDIR = Opt(("-w", "--workdir"), "working directory inside the container", "DIR")
@@ -109,6 +121,10 @@ VOLUMES_HELP = """Volumes and bind mounts (`-v`, `--mount`, `--tmpfs`), as docke
   `-v /etc` still shows the image's /etc; once per container (docker: at create;
   here: at its first start), so a volume emptied later stays empty. A bind mount copies nothing: it HIDES
   the image's files under the host directory's. `volume-nocopy` turns copyData off.
+- An option of another kind of mount is refused before anything is made, as
+  docker refuses it: `:nocopy` or `volume-nocopy` on a bind or a tmpfs,
+  `tmpfs-size` on a bind or a volume, `source=` on a tmpfs, and a mode or
+  `readonly` on an anonymous volume (`-v /x:ro`: name it, `-v data:/x:ro`).
 - The mounts are made by the container's init, inside its own mount namespace,
   after the overlay and before pivot_root: the host's mount table never shows
   them. Each target is resolved inside the container root (openat2
@@ -130,8 +146,11 @@ def _check_tty(args: SimpleNamespace) -> None:
         INTERACTIVE, TTY,
         Opt(("--rm",), "remove the container when it exits"),
         Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
-        ENV, WORKDIR,
-        Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker)", "NAME"),
+        ENV, ENV_FILE, WORKDIR,
+        Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker): "
+            "letters, digits, '-' in dot-separated labels, at most 64 characters", "NAME"),
+        Opt(("--domainname",), "NIS domain name inside (setdomainname(2)); /etc/hostname becomes "
+            "HOST.DOMAIN", "NAME"),
         Opt(("-p", "--publish"), "publish a container port on the host: [IP:][HOSTPORT:]CTRPORT[/tcp|udp]",
             "SPEC", multi=True),
         Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
@@ -194,7 +213,8 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     _check_tty(args)
     opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
-                      env=args.env, workdir=args.workdir, hostname=args.hostname,
+                      env=args.env, env_file=args.env_file, workdir=args.workdir, hostname=args.hostname,
+                      domainname=args.domainname,
                       network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
                       user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
@@ -292,7 +312,7 @@ def logs(ctx: Context, args: SimpleNamespace) -> int:
 
 @command(
     "exec", "run a command inside a running container",
-    options=(INTERACTIVE, TTY, ENV, WORKDIR,
+    options=(INTERACTIVE, TTY, ENV, ENV_FILE, WORKDIR,
              Opt(("-u", "--user"), "run as USER[:GROUP] (default: the container's user)", "USER")),
     positionals=(Pos("container", "a running container", complete=RUNNING),
                  Pos("cmd", "the command and its arguments", rest=True, complete=COMMAND)),
@@ -313,7 +333,8 @@ def exec_(ctx: Context, args: SimpleNamespace) -> int:
     _check_tty(args)
     container = ctx.runtime.get(args.container)
     return ctx.runtime.exec(container, ExecOptions(cmd=args.cmd, interactive=args.interactive, tty=args.tty,
-                                                   env=args.env, workdir=args.workdir, user=args.user))
+                                                   env=args.env, env_file=args.env_file, workdir=args.workdir,
+                                                   user=args.user))
 
 
 @command(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import cgroups, namespaces, terminal, trace
+from cshell.engine.environment import merge_env, user_env
 from cshell.engine.init import ProcessSpec
 from cshell.engine.joining import spawn_joined
 from cshell.engine.limits import host_config as limits_host_config
@@ -56,6 +57,7 @@ from cshell.errors import (
     PrivilegeError,
     RuntimeFailure,
     UsageError,
+    printable,
 )
 from cshell.record import factory, record
 
@@ -63,6 +65,8 @@ LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "p
 PARTIAL_DOWNLOAD_AGE = 24 * 3600  # a pull's .part files wait this long for a pull to resume them
 PARTIAL_BLOB_AGE = 30  # seconds: an abandoned .ingest blob waits this long for `system check` to show it
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+LABEL_RE = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")  # RFC 1123: 1-63, no hyphen at an end
+HOST_NAME_MAX = 64  # Linux's limit for sethostname(2) and setdomainname(2)
 ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
               "quiet", "sharp", "swift", "tender", "vivid", "wise", "zen")
 SCIENTISTS = ("curie", "dijkstra", "hopper", "knuth", "lamport", "liskov", "lovelace", "noether",
@@ -78,9 +82,11 @@ class RunOptions:
     interactive: bool = False
     tty: bool = False
     auto_remove: bool = False
-    env: list[str] = factory(list)
+    env: list[str] = factory(list)  # -e K=V or K
+    env_file: list[str] = factory(list)  # --env-file PATH: docker's format, read before -e
     workdir: str | None = None
     hostname: str | None = None
+    domainname: str | None = None  # --domainname: the NIS domain name, setdomainname(2)
     entrypoint: list[str] | None = None  # None: the image's; []: none (a build's RUN ignores it)
     # bridge | none | host | container:NAME. The `run` command defaults to bridge, as docker
     # does; the library default stays none (build's RUN steps, the in-process benchmark).
@@ -113,6 +119,7 @@ class ExecOptions:
     interactive: bool = False
     tty: bool = False
     env: list[str] = factory(list)
+    env_file: list[str] = factory(list)
     workdir: str | None = None
     user: str | None = None  # -u: None is the container's user
 
@@ -235,7 +242,7 @@ class Container:
                 "WorkDir": plan.workdir, "MergedDir": plan.merged,
             }},
             "Config": {
-                "Hostname": cfg["hostname"], "Env": cfg["env"], "Cmd": cfg["cmd"],
+                "Hostname": cfg["hostname"], "Domainname": cfg.get("domainname", ""), "Env": cfg["env"], "Cmd": cfg["cmd"],
                 "Entrypoint": cfg.get("entrypoint"), "Image": cfg["image"],
                 "WorkingDir": cfg["workdir"], "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
                 "User": cfg.get("user") or "",
@@ -355,6 +362,10 @@ class Runtime:
         if opts.name is not None and not NAME_RE.match(opts.name):
             raise UsageError(f"invalid container name {opts.name!r}",
                              "names use letters, digits and _ . - and start with a letter or digit")
+        for what, value in (("hostname", opts.hostname), ("domainname", opts.domainname)):
+            if value:
+                check_uts_name(value, what)
+        requested_env = user_env(opts.env_file, opts.env)
         mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
         security = security_settings(opts.cap_add, opts.cap_drop, opts.privileged, opts.security_opt, opts.user)
         mode = parse_mode(opts.network)
@@ -375,7 +386,7 @@ class Runtime:
         hostname = opts.hostname or (joined.config["hostname"] if joined
                                      else os.uname().nodename if mode == "host" else cid[:12])
         env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
-                        ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
+                        ["TERM=xterm"] if opts.tty else [], requested_env)
         if opts.init:
             from cshell.engine import initbin
 
@@ -397,8 +408,9 @@ class Runtime:
                 from cshell.engine import initbin
 
                 initbin.make_placeholder(d / "init")
-            (d / "hostname").write_text(hostname + "\n")
-            (d / "hosts").write_text(hosts_text(f"127.0.1.1\t{hostname}"))
+            domainname = opts.domainname or ""
+            (d / "hostname").write_text(".".join(filter(None, (hostname, domainname))) + "\n")  # docker's
+            (d / "hosts").write_text(hosts_text(f"127.0.1.1\t{own_names(hostname, domainname)}"))
             (d / "resolv.conf").write_bytes(_default_resolv_conf())
             if opts.network == "host":  # docker copies the host's files for --network host
                 for etc in ("hosts", "resolv.conf"):  # not `name`: that is the container's
@@ -409,6 +421,7 @@ class Runtime:
                 "layers": [str(layer.path) for layer in image.layers],
                 "argv": argv, "cmd": cmd, "entrypoint": entrypoint or None, "env": env,
                 "workdir": opts.workdir or img_cfg.get("WorkingDir") or "/", "hostname": hostname,
+                "domainname": domainname,
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
                 "mounts": materialize(self.root, mount_specs),
@@ -472,7 +485,8 @@ class Runtime:
             initbin.ensure()
             argv = [initbin.TARGET, "--", *argv]
         spec = ProcessSpec(argv=argv, env=c.config["env"], cwd=c.config["workdir"],
-                           tty=tty, hostname=c.config["hostname"], net=net.init_net,
+                           tty=tty, hostname=c.config["hostname"], domainname=c.config.get("domainname", ""),
+                           net=net.init_net,
                            security=security_plan(c.config, self.root.path))
         plan = c.rootfs_plan()
         middle = os.fork()
@@ -505,9 +519,9 @@ class Runtime:
         ports = [PortBinding.from_json(p) for p in c.config.get("ports", [])]
         net = Network(self.root).prepare(c.id, mode, ports, join_pid)
         try:
-            if net.mode == "bridge":  # docker's line: the address, then the hostname
-                names = dict.fromkeys([c.config["hostname"], c.name])  # the name too, unless the same
-                atomic_write(c.dir / "hosts", hosts_text(f"{net.ip}\t{' '.join(names)}").encode())
+            if net.mode == "bridge":  # docker's line: the address, then the hostname (and the name)
+                names = own_names(c.config["hostname"], c.config.get("domainname", ""), c.name)
+                atomic_write(c.dir / "hosts", hosts_text(f"{net.ip}\t{names}").encode())
             elif net.mode == "container":  # docker shares the joined container's files too
                 joined = self.get(mode.partition(":")[2])
                 for etc in ("hosts", "resolv.conf"):
@@ -804,7 +818,7 @@ class Runtime:
         require_root()
         if not c.alive():
             raise Conflict(f"container {c.name} is not running", f"start it first: start {c.name}")
-        env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], expand_env(opts.env))
+        env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], user_env(opts.env_file, opts.env))
         config = c.config if opts.user is None else {**c.config, "user": opts.user}
         if opts.user:
             from cshell.engine.users import check_spec
@@ -862,6 +876,34 @@ def _orphaned_build_step(c: Container) -> bool:
     return bool(builder) and process_start_time(builder["pid"]) != builder["start"]
 
 
+def check_uts_name(value: str, what: str) -> None:
+    """-h and --domainname: docker's grammar (RFC 1123 labels joined by dots), so what reaches
+    sethostname(2), /etc/hostname and /etc/hosts is one name: never a second line or a space."""
+    labels = value.split(".")
+    bad = next((ch for ch in value if ch != "." and not (ch.isascii() and (ch.isalnum() or ch == "-"))), None)
+    if bad is not None:
+        cause = f"'{printable(bad)}' is not allowed" if bad != " " else "a space is not allowed"
+    elif "" in labels:
+        cause = "an empty label: two dots, or a dot at one end"
+    elif any(len(label) > 63 for label in labels):
+        cause = "a label is longer than 63 characters"
+    elif any(not LABEL_RE.fullmatch(label) for label in labels):
+        cause = "a label starts or ends with '-'"
+    elif len(value) > HOST_NAME_MAX:
+        cause = f"longer than {HOST_NAME_MAX} characters"
+    else:
+        return
+    raise UsageError(f"invalid {what} format: '{printable(value)}' ({cause})",
+                     "letters, digits and '-' in labels of 1-63 joined by dots, at most 64 in all, "
+                     "e.g. -h web-1 --domainname example.com")
+
+
+def own_names(hostname: str, domainname: str, *more: str) -> str:
+    """The container's names on its /etc/hosts line, docker's order: host.domain, host, then more."""
+    fqdn = f"{hostname}.{domainname}" if domainname else hostname
+    return " ".join(dict.fromkeys([fqdn, hostname, *more]))
+
+
 def hosts_text(own_line: str) -> str:
     """/etc/hosts as docker writes it: localhost, the IPv6 names, then the container's own line."""
     return ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -889,26 +931,6 @@ def _published_ports(opts: RunOptions, mode: str, img_cfg: dict[str, Any]) -> li
         ports += [b for b in portmap.parse_exposed(img_cfg.get("ExposedPorts")) if b.key not in given]
     portmap.check_unique(ports)
     return ports
-
-
-def expand_env(items: list[str]) -> list[str]:
-    """-e K=V as given; -e K takes K from the shell's environment, as docker does."""
-    out = []
-    for item in items:
-        if "=" in item:
-            out.append(item)
-        elif item in os.environ:
-            out.append(f"{item}={os.environ[item]}")
-    return out
-
-
-def merge_env(*layers: list[str]) -> list[str]:
-    merged: dict[str, str] = {}
-    for layer in layers:
-        for item in layer:
-            key = item.split("=", 1)[0]
-            merged[key] = item
-    return list(merged.values())
 
 
 def check_overlay_supported() -> None:

@@ -37,6 +37,7 @@ class ProcessSpec:
     cwd: str = "/"
     tty: bool = False
     hostname: str = ""
+    domainname: str = ""  # --domainname; empty: the new UTS namespace keeps "(none)"
     # new: unshare a network namespace (only lo); ready: the shim made ours and wires it;
     # inherit: keep the one we were forked in (--net host, or container:NAME's, joined by the shim).
     net: str = "new"
@@ -164,6 +165,9 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
         rootfs.prepare_rootfs(plan, pty_path)
         trace.step(f"sethostname({spec.hostname!r})")
         sc.sethostname(spec.hostname)
+        if spec.domainname:
+            trace.step(f"setdomainname({spec.domainname!r})")
+            sc.setdomainname(spec.domainname)
         if spec.net != "inherit":  # a joined namespace's lo is its owner's business
             bring_up_loopback()
         # The shim moves us into our cgroup (a cgroup move waits for an RCU grace

@@ -22,6 +22,8 @@ VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANON_LABEL = "com.docker.volume.anonymous"
 FORBIDDEN = ("/proc", "/sys")  # the runtime's own mounts; runc refuses these too
 MODES = {"ro", "rw", "nocopy", "z", "Z"}
+# --mount fields that belong to one type of mount only (docker's volume-*, tmpfs-* groups)
+TYPE_FIELDS = {"volume-nocopy": "volume", "tmpfs-size": "tmpfs"}
 SIZE_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
 
 
@@ -69,16 +71,25 @@ def parse_volume(spec: str) -> MountSpec:
         raise _usage(f"invalid spec {spec!r}: empty section between colons" if "" in parts
                      else f"invalid spec {spec!r}: too many colons",
                      "the form is -v [SOURCE:]TARGET[:ro], e.g. -v /home:/test:ro")
+    if len(parts) == 2 and not parts[1].startswith("/") and set(parts[1].split(",")) <= MODES:
+        # docker: TARGET:MODE is no volume; an anonymous volume takes no mode (read-only would stay empty)
+        raise _usage(f"invalid volume specification: {spec!r}: an anonymous volume takes no mode",
+                     f"name the volume to give it a mode (-v NAME:{parts[0]}:{parts[1]}), "
+                     "or use --mount type=volume,target=…,volume-nocopy")
     modes: set[str] = set()
-    if len(parts) == 3 or (len(parts) == 2 and not parts[1].startswith("/") and set(parts[1].split(",")) <= MODES):
+    if len(parts) == 3:
         modes = set(parts.pop().split(","))
         if not modes <= MODES or {"ro", "rw"} <= modes:
             raise _usage(f"invalid mode {','.join(sorted(modes))!r} in {spec!r}", "modes: ro, rw, nocopy")
     if len(parts) == 1:
-        return MountSpec("volume", check_target(parts[0], spec), "", "ro" in modes, "nocopy" not in modes)
+        return MountSpec("volume", check_target(parts[0], spec))
     source, target = parts
     target = check_target(target, spec)
     if source.startswith(("/", "./", "../")) or source in (".", ".."):
+        if "nocopy" in modes:  # docker refuses it too: copyData is a volume's, a bind copies nothing
+            raise _usage(f"invalid volume specification: {spec!r}: nocopy is a volume option and {source} "
+                         "is a bind mount (a host path)",
+                         "drop :nocopy; a bind mount never copies the image's files, it hides them")
         return MountSpec("bind", target, os.path.abspath(source), "ro" in modes, create_host_dir=True)
     _check_source_name(source, spec)
     return MountSpec("volume", target, source, "ro" in modes, "nocopy" not in modes)
@@ -105,6 +116,7 @@ def parse_mount(spec: str) -> MountSpec:
     kind = fields.get("type", "volume")
     if kind not in ("bind", "volume", "tmpfs"):
         raise _usage(f"invalid mount type {kind!r}", "type=bind, type=volume or type=tmpfs")
+    _check_fields_fit(fields, kind, spec)
     target = check_target(fields.get("target", ""), spec)
     ro = _flag(fields["readonly"], "readonly", spec) if "readonly" in fields else False
     source = fields.get("source", "")
@@ -116,13 +128,26 @@ def parse_mount(spec: str) -> MountSpec:
                            "--mount never creates it (-v does): mkdir it first")
         return MountSpec("bind", target, os.path.normpath(source), ro)
     if kind == "tmpfs":
-        if source:
-            raise _usage("a tmpfs mount has no source", "drop source=…")
+        if "source" in fields:
+            raise _usage(f'invalid mount config for type "tmpfs": field Source must not be specified ({spec!r})',
+                         "a tmpfs is new and empty, made in memory: drop source=…")
         return MountSpec("tmpfs", target, "", ro, tmpfs_size=_size(fields.get("tmpfs-size", ""), spec))
     if source:
         _check_source_name(source, spec)
+    elif ro:  # docker's rule: a new, empty, read-only volume could never hold anything
+        raise _usage(f'invalid mount config for type "volume": must not set ReadOnly mode when using '
+                     f"anonymous volumes ({spec!r})", "name the volume (source=NAME) to mount it read-only")
     nocopy = _flag(fields["volume-nocopy"], "volume-nocopy", spec) if "volume-nocopy" in fields else False
     return MountSpec("volume", target, source, ro, not nocopy)
+
+
+def _check_fields_fit(fields: dict[str, str], kind: str, spec: str) -> None:
+    """docker's rule: volume-* fields only on type=volume, tmpfs-* only on type=tmpfs."""
+    for key, owner in TYPE_FIELDS.items():
+        if key in fields and kind != owner:
+            group = key.split("-")[0]
+            raise _usage(f"cannot mix '{group}-*' options with mount type '{kind}' ({key} in {spec!r})",
+                         f"{key} applies to type={owner} only: drop it, or change the type")
 
 
 def _size(value: str, spec: str) -> str:
