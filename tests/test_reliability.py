@@ -552,3 +552,21 @@ def test_rm_right_after_an_attached_run(cshell: Cshell, state_root: Path) -> Non
     finally:
         hog.kill()
         hog.wait()
+
+
+def test_a_variable_execve_refuses_fails_the_start_in_words(cshell: Cshell, state_root: Path) -> None:
+    """config.json edited to hold an empty variable name: the start fails with a message, not a
+    silent exit 1, and the container stays."""
+    ok(cshell("run", "--name", "envy", "busybox", "true"))
+    cid = _cid(state_root)
+    path = state_root / "containers" / cid / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "env": [*config["env"], "=x"]}))
+    proc = cshell("start", "envy")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc
+    assert 'exec: "true"' in proc.stderr and "environment" in proc.stderr, proc.stderr
+    assert "envy" in ok(cshell("ps", "-a"))
+    path.write_text(json.dumps(config))
+    ok(cshell("start", "envy"))
+    assert wait_for(lambda: state_of(state_root, cid)["status"] == "exited", timeout=10)
+    ok(cshell("rm", "envy"))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import cgroups, namespaces, terminal, trace
-from cshell.engine.environment import merge_env, user_env
+from cshell.engine.environment import check_variable, merge_env, user_env
 from cshell.engine.init import ProcessSpec
 from cshell.engine.joining import spawn_joined
 from cshell.engine.limits import host_config as limits_host_config
@@ -385,6 +385,12 @@ class Runtime:
         # docker: --net host takes the host's name, container:X takes X's, else the short id
         hostname = opts.hostname or (joined.config["hostname"] if joined
                                      else os.uname().nodename if mode == "host" else cid[:12])
+        for item in img_cfg.get("Env") or []:  # an image made elsewhere may carry one execve refuses
+            try:
+                check_variable(item)
+            except UsageError as e:
+                raise UsageError(f"image {image.ref}: {e.message}",
+                                 "rebuild the image without it (its ENV lines), or override it with -e") from None
         env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
                         ["TERM=xterm"] if opts.tty else [], requested_env)
         if opts.init:
@@ -852,6 +858,8 @@ def _start_hint(c: Container, code: int, message: str) -> str:
     if message.startswith("overlay mount failed"):
         return ("the state root must be on a filesystem that can hold an overlay upper dir "
                 "(ext4, xfs, tmpfs; not overlayfs): choose another with --root DIR")
+    if "environment variable" in message:
+        return "a variable has no name or holds a NUL: fix the image's ENV, or remove the container and run it again"
     if code in (126, 127):
         return "check the command's name and that it exists in the image (run IMAGE ls /bin)"
     return "the kernel refused a setup step; `explain on` shows which"

@@ -201,6 +201,8 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
     except OSError as e:
         code, message = exec_error(spec.argv[0], e)
         fail(err_w, code, message)
+    except ValueError as e:  # an argument or variable execve cannot pass (a NUL, an empty name)
+        fail(err_w, 126, f'exec: "{spec.argv[0]}": {str(e).replace("illegal", "invalid")}')
 
 
 def setup_error(e: OSError, plan: rootfs.RootfsPlan) -> str:
