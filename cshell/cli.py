@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if opts.get("--version"):
         print(f"cshell {__version__}")
         return 0
+    if os.geteuid() != 0 and not _root_free(opts, words):
+        _become_root()  # returns only when sudo cannot do it without a password
     if opts.get("--help"):
         print(USAGE)
         return 0
@@ -108,6 +110,42 @@ def main(argv: list[str] | None = None) -> int:
     from cshell.shell.repl import run_repl
 
     return run_repl(ctx)
+
+
+SUDO_GROUP = "cshell"  # scripts/provision.sh: its members may run cshell as root through sudo
+KEPT_ENV = ("CSHELL_ROOT", "CSHELL_CONFIG", "CSHELL_OFFLINE", "LANG", "LC_ALL", "TERM", "COLUMNS", "LINES",
+            "NO_COLOR")
+
+
+def _root_free(opts: dict[str, str | bool], words: list[str]) -> bool:
+    """What a user may do without root: --help, --version, `help ...`."""
+    return bool(opts.get("--help") or opts.get("--version") or (words[:1] == ["help"]))
+
+
+def _become_root() -> None:
+    """Run this same command again as root through sudo, if sudo allows it without a password.
+
+    Namespaces, mounts and cgroups are root's tools, so cshell runs as root, like
+    the Docker daemon. Docker lets a user reach its root daemon through the docker
+    group; cshell's equivalent is sudo: a user with passwordless sudo (the Vagrant
+    VM's `vagrant`), or a member of the cshell group that provisioning allows to
+    run exactly this program as root. Either is root-equivalent, as the docker
+    group is. Anyone else keeps running unprivileged and is told how to get there.
+    """
+    import shutil
+    import subprocess
+
+    sudo = shutil.which("sudo")
+    program = os.path.realpath(sys.argv[0])
+    if sudo is None or os.environ.get("CSHELL_NO_SUDO") or not os.path.isfile(program):
+        return
+    asked = subprocess.run([sudo, "-n", "-l", program], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+    if asked.returncode != 0:  # a password would be needed, or no rule allows it
+        return
+    kept = [k for k in KEPT_ENV if k in os.environ]
+    env_arg = [f"--preserve-env={','.join(kept)}"] if kept else []
+    os.execv(sudo, [sudo, "-n", *env_arg, program, *sys.argv[1:]])
 
 
 def _lesson_options(opts: dict[str, str | bool]):  # noqa: ANN202 - a cshell.shell.lesson.Options

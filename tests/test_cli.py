@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,54 @@ def test_dash_c_quoted_semicolon_stays_in_the_command(cshell: Cshell) -> None:
     proc = cshell("-c", "run --rm busybox sh -c 'echo a; echo b'; run --rm busybox echo c")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "a\nb\nc\n"
+
+
+# -- a user who is not root (issue #13: the `vagrant` user types `cshell`) ----------------------------
+
+
+@pytest.fixture
+def student(tmp_path: Path):  # noqa: ANN201 - (name, sudoers path)
+    """A throw-away user and the cshell group's sudoers rule for this venv's cshell, as
+    scripts/provision.sh writes it; all removed afterwards."""
+    import shutil
+    import subprocess
+
+    from conftest import cshell_argv
+
+    if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("useradd"):
+        pytest.skip("needs root, sudo and useradd (make test installs sudo)")
+    name, group = "cshstudent", "cshelltest"
+    subprocess.run(["userdel", name], capture_output=True, check=False)
+    subprocess.run(["groupdel", group], capture_output=True, check=False)
+    subprocess.run(["groupadd", "--system", group], check=True)
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name], check=True)
+    rule = Path(f"/etc/sudoers.d/{group}")
+    program = os.path.realpath(cshell_argv()[0])
+    rule.write_text(f"%{group} ALL=(root) NOPASSWD:SETENV: {program}\n")
+    rule.chmod(0o440)
+    try:
+        yield name, group
+    finally:
+        rule.unlink(missing_ok=True)
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+        subprocess.run(["groupdel", group], capture_output=True, check=False)
+
+
+@pytest.mark.kernel
+def test_a_member_of_the_group_types_plain_cshell(student, state_root: Path) -> None:  # noqa: ANN001
+    import subprocess
+
+    from conftest import cshell_argv, cshell_env
+
+    name, group = student
+    as_student = ["runuser", "-u", name, "--", *cshell_argv(), "--root", str(state_root)]
+    outsider = subprocess.run([*as_student, "ps"], capture_output=True, text=True, env=cshell_env(), cwd="/")
+    assert outsider.returncode == 1 and "Traceback" not in outsider.stderr
+    assert "needs root" in outsider.stderr and "cshell group" in outsider.stderr, outsider.stderr
+    assert outsider.stderr.count("error:") == 1
+    subprocess.run(["usermod", "-aG", group, name], check=True)
+    member = subprocess.run([*as_student, "run", "--rm", "busybox", "id", "-u"], capture_output=True, text=True,
+                            env=cshell_env(), cwd="/")
+    assert (member.returncode, member.stdout) == (0, "0\n"), member
+    assert subprocess.run([*as_student, "help"], capture_output=True, text=True, env=cshell_env(),
+                          cwd="/").returncode == 0

@@ -65,7 +65,8 @@ def run_words(ctx: Context, words: list[str]) -> int:
         args = parse(cmd, rest)
         if cmd.needs_root and os.geteuid() != 0:
             raise PrivilegeError(f"`{cmd.name}` needs root: namespaces, mounts and cgroups are root's tools",
-                                 "run cshell as root: sudo cshell …")
+                                 "run it as root (sudo cshell …), or ask an admin to add you to the "
+                                 "cshell group (scripts/provision.sh USER), which lets cshell use sudo itself")
         status = cmd.handler(ctx, args)
         return int(status or 0)
     except CShellError as e:

@@ -35,7 +35,7 @@ from cshell.shell.completer import CshellCompleter, StateCache
 PROMPT = "cshell> "  # a benchmark waits for exactly this text
 WELCOME = f"cshell {__version__} — type help, or explain on to see the syscalls. Ctrl-D leaves."
 NOT_ROOT = ("note: not running as root. help and explain work; commands that make containers "
-            "need root (sudo cshell).")
+            "need root: sudo cshell, or join the cshell group (scripts/provision.sh USER).")
 STYLE = Style.from_dict({"prompt": "bold ansigreen", "bottom-toolbar": "noreverse bg:ansibrightblack ansiwhite"})
 TOOLBAR_NAMES = 5  # names shown in the toolbar before "+N more"
 
