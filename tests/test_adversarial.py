@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cshell, run_cshell
-from registryd import Registry, put_blob, put_manifest, serve
+from registryd import FaultProxy, Registry, put_blob, put_manifest, serve
 from test_errors import assert_error
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="cshell's image commands run as root"),
@@ -539,6 +539,46 @@ def test_pull_refuses_a_decompression_bomb(registry: Registry, state_root: Path,
                  hostile_blob=gzip.compress(bomb, 1, mtime=0))
 
 
+
+
+def push_lying_size(registry: Registry, repo: str, top: bytes, delta: int) -> bytes:
+    """Push [busybox, top] honestly, then a hand-written manifest whose descriptor for ``top``
+    says ``delta`` bytes more (or fewer) than the blob has. Returns the manifest."""
+    pushed = push_raw(registry, repo, [busybox_layer(), top])
+    manifest = json.loads(pushed["manifest"])
+    manifest["layers"][-1]["size"] += delta
+    data = json.dumps(manifest).encode()
+    put_manifest(registry, repo, "v1", data, OCI_MANIFEST)
+    return data
+
+
+@pytest.mark.parametrize("delta", [-1000, 1000, 1], ids=["blob-longer", "blob-shorter", "one-byte-short"])
+def test_pull_refuses_a_layer_whose_size_lies(registry: Registry, state_root: Path, delta: int) -> None:
+    """The registry serves more (or fewer) bytes than the descriptor says: the digest error, at once
+    (not a resumable cut connection), and no .part kept for a blob that can never verify."""
+    top = layer(m("payload", data=os.urandom(64 << 10)))
+    push_lying_size(registry, f"adv/size{delta}", top, delta)
+    error = pull_refused(state_root, f"{registry.host}/adv/size{delta}:v1", "does not match its digest",
+                         str(len(top) + delta), hostile_blob=top)
+    assert sha(top)[7:19] in error and "Errno" not in error
+    assert not list((state_root / "distribution" / "downloads").glob("*.part"))
+    # the same twice: nothing was kept that a second pull would resume into the same failure
+    pull_refused(state_root, f"{registry.host}/adv/size{delta}:v1", "does not match its digest", hostile_blob=top)
+
+
+def test_pull_reads_no_more_than_the_descriptor_says(registry: Registry, state_root: Path) -> None:
+    """A server that sends a layer with no length and then bytes without end (the proxy stops at
+    256 MiB): the pull stops reading at the descriptor's size, refuses it, and keeps nothing."""
+    top = layer(m("payload", data=os.urandom(64 << 10)))
+    push_raw(registry, "adv/endless", [busybox_layer(), top])
+    proxy = FaultProxy(registry.host, endless=True)
+    try:
+        pull_refused(state_root, f"{proxy.host}/adv/endless:v1", "does not match its digest", "longer than",
+                     hostile_blob=top)
+        assert proxy.sent < (32 << 20), f"the pull read {proxy.sent} bytes of a {len(top)}-byte layer"
+    finally:
+        proxy.stop()
+    assert not list((state_root / "distribution" / "downloads").glob("*.part"))
 
 @kernel
 def test_pull_of_same_layer_whiteouts_runs(registry: Registry, cshell: Cshell, state_root: Path) -> None:
