@@ -45,3 +45,15 @@ class ContainerCommandError(CShellError):
     def __init__(self, message: str, hint: str = "", exit_code: int = 127) -> None:
         super().__init__(message, hint)
         self.exit_code = exit_code
+
+
+def reason(e: BaseException) -> str:
+    """An exception as words for a user: a CShellError's message, an OSError's strerror (never
+    "[Errno N] ..."), else its text, else what its type says."""
+    if isinstance(e, CShellError):
+        return e.message
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, EOFError):
+        return str(e) or "the data ends early"
+    return str(e) or type(e).__name__

@@ -41,7 +41,8 @@ import tarfile
 from pathlib import Path
 
 from cshell.engine import trace
-from cshell.errors import RuntimeFailure
+from cshell.engine.state import NO_SPACE, no_space
+from cshell.errors import RuntimeFailure, reason
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -135,8 +136,12 @@ def _walk_sorted(root: Path) -> list[Path]:
     return sorted(out, key=lambda p: str(p.relative_to(root)))
 
 
-def unpack_layer(blob: Path, dest: Path) -> None:
-    """Unpack one layer tar into the empty directory ``dest``, confined to it."""
+def unpack_layer(blob: Path, dest: Path, state_root: Path | None = None) -> None:
+    """Unpack one layer tar into the empty directory ``dest``, confined to it.
+
+    A failure is one line naming the entry and the cause in words; a full disk
+    (``state_root`` names it) is a NoSpace that tells blocks from inodes.
+    """
     dest.mkdir(parents=True, exist_ok=False)
     trace.step(f"tar -x -f {blob} -C {dest}  (in a child chroot'ed into {dest})")
     read_end, write_end = os.pipe()
@@ -144,31 +149,44 @@ def unpack_layer(blob: Path, dest: Path) -> None:
     pid = os.fork()
     if pid == 0:  # child: confine, unpack, report
         os.close(read_end)
-        code = 0
-        try:
-            _preload_decompressors()
-            os.chroot(dest)
-            os.chdir("/")
-            sys.path[:] = []  # inside the layer, an import would run the layer's own code
-            tree = LayerTree()
-            total = [0]
-            with os.fdopen(src_fd, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-                for member in tar:
-                    _extract_member(tar, member, _check_member(member, tree, total))
-        except BaseException as e:  # noqa: BLE001 - report anything to the parent
-            os.write(write_end, str(e).encode()[:1000])
-            code = 1
-        os._exit(code)
+        os._exit(_unpack_child(src_fd, dest, write_end))
     os.close(write_end)
     os.close(src_fd)
     with os.fdopen(read_end, "rb") as r:
-        problem = r.read().decode(errors="replace")
+        report = r.read().decode(errors="replace")
     _, status = os.waitpid(pid, 0)
-    if problem or os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeFailure(
-            f"cannot unpack layer {blob.name[:12]}: {problem or 'unpacker died'}",
-            "the layer archive is damaged or hostile; nothing outside its directory was written",
-        )
+    if report or os.waitstatus_to_exitcode(status) != 0:
+        code, _, problem = report.partition("\t")
+        if int(code or 0) in NO_SPACE:  # judged now: the caller's clean-up frees inodes and blocks
+            raise no_space(state_root or dest, int(code))
+        raise RuntimeFailure(f"cannot unpack layer {blob.name[:12]}: {problem or 'the unpacking process died'}",
+                             "the kernel refused a step; check the state root's filesystem (overlayfs needs device "
+                             "nodes and trusted.* xattrs there); nothing outside the layer's directory was written"
+                             if int(code or 0) else
+                             "the layer archive is damaged or hostile; nothing outside its directory was written")
+
+
+def _unpack_child(src_fd: int, dest: Path, report_fd: int) -> int:
+    """In the forked child: chroot into ``dest`` and unpack. A failure is reported on
+    ``report_fd`` as ``ERRNO<tab>words`` (ERRNO 0: not the kernel's refusal)."""
+    entry = ""
+    try:
+        _preload_decompressors()
+        os.chroot(dest)
+        os.chdir("/")
+        sys.path[:] = []  # inside the layer, an import would run the layer's own code
+        tree = LayerTree()
+        total = [0]
+        with os.fdopen(src_fd, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            for member in tar:
+                entry = member.name
+                _extract_member(tar, member, _check_member(member, tree, total))
+        return 0
+    except BaseException as e:  # noqa: BLE001 - report anything to the parent
+        code = e.errno if isinstance(e, OSError) and e.errno else 0
+        where = f"entry {entry[:200]!r}: " if code and entry else ""
+        os.write(report_fd, f"{code}\t{where}{reason(e)}".encode(errors="replace")[:1000])
+        return 1
 
 
 def _preload_decompressors() -> None:
@@ -337,7 +355,7 @@ def check_layer(blob: Path | str, label: str = "") -> None:
     except TooBig:
         raise
     except (tarfile.TarError, EOFError, ValueError, OverflowError) as e:
-        raise RuntimeFailure(f"{what} is refused: {e}"[:1000],
+        raise RuntimeFailure(f"{what} is refused: {reason(e)}"[:1000],
                              "the layer archive is damaged or hostile; nothing was stored") from None
 
 

@@ -71,6 +71,7 @@ from cshell.engine.load import (
     manifest_for,
 )
 from cshell.engine.regclient import BLOCK, Client, Response
+from cshell.engine.state import space_checked
 from cshell.engine.store import (
     MT_CONFIG,
     MT_LAYER,
@@ -341,6 +342,12 @@ def _plan(store: Store, remote: Remote, manifest: Manifest, config: bytes) -> tu
 def _download(store: Store, client: Client, remote: Remote, job: LayerJob, cancel: threading.Event,
               relay: Relay) -> None:
     """Stream one layer into its .part file, hash it, decompress it; leave it verified and staged."""
+    with space_checked(store.root.path):  # a full disk is judged here, before other workers clean up
+        _download_into(store, client, remote, job, cancel, relay)
+
+
+def _download_into(store: Store, client: Client, remote: Remote, job: LayerJob, cancel: threading.Event,
+                   relay: Relay) -> None:
     part = downloads(store.root) / f"{job.digest[7:]}.part"
     with _locked(part) as f:
         if store.blob_path(job.diff_id).exists():  # another pull stored it meanwhile
