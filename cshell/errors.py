@@ -53,25 +53,13 @@ class ContainerCommandError(CShellError):
         self.exit_code = exit_code
 
 
-def describe_os_error(e: BaseException, path: str | None = None) -> str:
-    """An OSError in words (no ``[Errno N]``): the cause a user can act on.
-
-    A full disk is told apart from one that has run out of inodes, since the
-    cures differ (fewer small files vs. fewer bytes); ``path`` is where to look.
-    """
-    import errno
-    import os
-
-    if not isinstance(e, OSError):
-        return str(e) or type(e).__name__
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = path or getattr(e, "filename", None)
-        if where:
-            try:
-                fs = os.statvfs(os.path.dirname(str(where)) if not os.path.isdir(str(where)) else str(where))
-            except OSError:
-                fs = None
-            if fs is not None and fs.f_files and fs.f_favail == 0:
-                return "no space left (inodes): the filesystem has no free inodes"
-        return "no space left on device" if e.errno == errno.ENOSPC else "disk quota exceeded"
-    return (e.strerror or str(e)).lower() if e.strerror else str(e)
+def reason(e: BaseException) -> str:
+    """An exception as words for a user: a CShellError's message, an OSError's strerror (never
+    "[Errno N] ..."), else its text, else what its type says."""
+    if isinstance(e, CShellError):
+        return e.message
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, EOFError):
+        return str(e) or "the data ends early"
+    return str(e) or type(e).__name__

@@ -253,12 +253,17 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te"
 
 class FaultProxy:
     """Forwards to the registry. ``corrupt``: flip a byte in each layer blob sent;
-    ``cut``: the first ``cut`` layer downloads stop half-way (the connection closes).
+    ``cut``: the first ``cut`` layer downloads stop half-way (the connection closes);
+    ``endless``: each layer is sent with no Content-Length and followed by zeros until the
+    client hangs up (or ENDLESS_CAP bytes), counted in ``sent``.
     Every request is recorded as (method, path, Range header)."""
 
+    ENDLESS_CAP = 256 << 20
+
     def __init__(self, upstream: str, corrupt: bool = False, cut: int = 0, stall: bool = False,
-                 layer_min: int = 1024) -> None:
+                 layer_min: int = 1024, endless: bool = False) -> None:
         self.upstream, self.corrupt, self.cut, self.layer_min = upstream, corrupt, cut, layer_min
+        self.endless, self.sent = endless, 0
         self.stall = stall  # send half of each layer, then hang (until stop): a download to interrupt
         self.release = threading.Event()
         self.requests: list[tuple[str, str, str]] = []
@@ -312,6 +317,9 @@ class FaultProxy:
                 if is_layer and proxy.corrupt:
                     mid = len(data) // 2
                     data = data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1:]
+                if is_layer and proxy.endless:
+                    self._send_endless(resp, data)
+                    return
                 cut = is_layer and proxy._take_cut()
                 self.send_response(resp.status)
                 for key, value in resp.getheaders():
@@ -335,6 +343,24 @@ class FaultProxy:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self.wfile.write(data)
+
+            def _send_endless(self, resp: http.client.HTTPResponse, data: bytes) -> None:
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Connection", "close")  # the body ends when the connection does
+                self.end_headers()
+                self.close_connection = True
+                zeros = bytes(1 << 16)
+                try:
+                    self.wfile.write(data)
+                    proxy.sent += len(data)
+                    while proxy.sent < proxy.ENDLESS_CAP:
+                        self.wfile.write(zeros)
+                        proxy.sent += len(zeros)
+                except OSError:
+                    pass  # the client hung up: what it should do
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815
 

@@ -22,6 +22,8 @@ import hashlib
 import io
 import json
 import os
+import posixpath
+import random
 import shutil
 import stat
 import subprocess
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cshell, run_cshell
-from registryd import Registry, put_blob, put_manifest, serve
+from registryd import FaultProxy, Registry, put_blob, put_manifest, serve
 from test_errors import assert_error
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="cshell's image commands run as root"),
@@ -207,6 +209,16 @@ HOSTILE_LAYERS: dict[str, tuple[list[Member], str]] = {
                                      pax={"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
                                           "GNU.sparse.name": "sparse", "GNU.sparse.realsize": str(1 << 40)})],
                                    "CSHELL_MAX_LAYER_BYTES"),
+    # Entries that would fail at every `run` (unpacking them cannot succeed): refused as containerd's apply
+    # refuses them (mkdir of a parent that is a file: ENOTDIR; a link to what is no longer there: ENOENT).
+    "whiteout of '.'": ([m(".wh..")], "invalid whiteout"),
+    "entry under a file of the same layer": ([m("f", data=b"f"), m("f/x", data=b"x")], "is a file"),
+    "whiteout under a file of the same layer": ([m("f", data=b"f"), m("f/.wh.x")], "is a file"),
+    "opaque marker under a file of the same layer": ([m("f", data=b"f"), m("f/.wh..wh..opq")], "is a file"),
+    "hardlink to itself": ([m("a", data=b"a"), m("a", tarfile.LNKTYPE, linkname="a")], "itself"),
+    "hardlink into a directory a file replaced": ([m("d/f", data=b"f"), m("d", data=b"a file now"),
+                                                   m("l", tarfile.LNKTYPE, linkname="d/f")],
+                                                  "not a file earlier in this layer"),
 }
 
 
@@ -307,6 +319,105 @@ def test_whiteouts_hide_the_lower_layers(cshell: Cshell, state_root: Path, tmp_p
     ok(cshell("load", "-i", str(archive(tmp_path / "wh.tar", [busybox_layer(), lower, upper]))))
     assert ok(cshell("run", "--rm", "evil:v1", "sh", "-c", "ls /d; test -e /gone || echo nogone; cat /keep")) \
         == "new\nnogone\nk\n"
+
+
+# Same-layer combinations the OCI spec gives a meaning to (or containerd applies: the later entry wins):
+# accepted, and the container sees what the spec says. Each layer sits on LOWER_LAYER (/x, /d/old).
+# "Whiteout files MUST only apply to resources in lower/parent layers. Files that are present in the
+# same layer as a whiteout file can only be hidden by whiteout files in subsequent layers." (layer.md)
+LOWER_LAYER = [m("x", data=b"lower x\n"), m("d", tarfile.DIRTYPE, mode=0o755), m("d/old", data=b"old\n")]
+SAME_LAYER: dict[str, tuple[list[Member], str, str]] = {
+    "file, then its whiteout": ([m("x", data=b"upper x\n"), m(".wh.x")], "cat /x", "upper x\n"),
+    "whiteout, then the file": ([m(".wh.x"), m("x", data=b"upper x\n")], "cat /x", "upper x\n"),
+    "directory, then its whiteout": ([m("d", tarfile.DIRTYPE, mode=0o755), m("d/new", data=b"n"), m(".wh.d")],
+                                     "ls /d", "new\n"),
+    "whiteout, then the directory": ([m(".wh.d"), m("d", tarfile.DIRTYPE, mode=0o755), m("d/new", data=b"n")],
+                                     "ls /d", "new\n"),
+    "whiteout, then a file under it": ([m(".wh.d"), m("d/new", data=b"n")], "ls /d", "new\n"),
+    "opaque marker among entries": ([m("d/new", data=b"n"), m("d/.wh..wh..opq"), m("d/.wh.new")],
+                                    "ls /d", "new\n"),
+    "the same whiteout twice": ([m(".wh.x"), m(".wh.x")], "test -e /x || echo gone", "gone\n"),
+    "hardlink to a symlink": ([m("t", data=b"t\n", mode=0o400), m("s", tarfile.SYMTYPE, linkname="t"),
+                               m("l", tarfile.LNKTYPE, linkname="s", mode=0o777)],
+                              "readlink /l; stat -c %a /t", "t\n400\n"),
+    "hardlink to a dangling symlink": ([m("s", tarfile.SYMTYPE, linkname="nowhere"),
+                                        m("l", tarfile.LNKTYPE, linkname="s")], "readlink /l", "nowhere\n"),
+    "hardlink to a device node": ([m("mem", tarfile.CHRTYPE, mode=0o666, major=1, minor=1),
+                                   m("l", tarfile.LNKTYPE, linkname="mem")],
+                                  "test -e /mem || test -e /l || echo neither", "neither\n"),
+    "directory replaced by a file": ([m("d", tarfile.DIRTYPE, mode=0o755), m("d/new", data=b"n"),
+                                      m("d", data=b"a file\n")], "cat /d", "a file\n"),
+    "file replaced by a directory": ([m("x", data=b"upper x\n"), m("x", tarfile.DIRTYPE, mode=0o755),
+                                      m("x/in", data=b"i")], "ls /x", "in\n"),
+    "symlink replaced by a directory": ([m("s", tarfile.SYMTYPE, linkname="/"), m("s", tarfile.DIRTYPE, mode=0o755),
+                                         m("s/in", data=b"i")], "ls /s", "in\n"),
+}
+
+
+@kernel
+@pytest.mark.parametrize("case", list(SAME_LAYER))
+def test_same_layer_entries_are_applied_as_the_spec_says(case: str, cshell: Cshell, state_root: Path,
+                                                         tmp_path: Path) -> None:
+    """Accepted by load and unpacked at run, with the spec's meaning; never accepted and then failing."""
+    members, command, expected = SAME_LAYER[case]
+    ok(cshell("load", "-i", str(archive(tmp_path / "same.tar", [busybox_layer(), layer(*LOWER_LAYER),
+                                                                  layer(*members)]))))
+    assert ok(cshell("run", "--rm", "evil:v1", "sh", "-c", command)) == expected
+
+
+def random_layer(rng: random.Random) -> bytes:
+    """A few entries over a handful of names, kinds and orders: whiteouts, opaque markers,
+    links and replacements collide far more often than in any real layer."""
+    names = ["a", "b", "d", "d/a", "d/b", "d/e", "d/e/a", "s", "s/a"]
+    members = []
+    for _ in range(rng.randint(1, 7)):
+        name = rng.choice(names)
+        kind = rng.choice(["file", "dir", "symlink", "hardlink", "whiteout", "opaque", "fifo", "device"])
+        parent, base = posixpath.split(name)
+        if kind == "whiteout":
+            members.append(m(posixpath.join(parent, ".wh." + base)))
+        elif kind == "opaque":
+            members.append(m(posixpath.join(name, ".wh..wh..opq")))
+        elif kind == "dir":
+            members.append(m(name, tarfile.DIRTYPE, mode=0o755))
+        elif kind == "symlink":
+            members.append(m(name, tarfile.SYMTYPE, linkname=rng.choice(["a", "/", "d", "nowhere", "../d"])))
+        elif kind == "hardlink":
+            members.append(m(name, tarfile.LNKTYPE, linkname=rng.choice(names), mode=0o777))
+        elif kind == "fifo":
+            members.append(m(name, tarfile.FIFOTYPE))
+        elif kind == "device":
+            members.append(m(name, tarfile.CHRTYPE, major=1, minor=3))
+        else:
+            members.append(m(name, data=b"x", mode=0o400))
+    return layer(*members)
+
+
+def test_a_layer_the_check_accepts_always_unpacks(tmp_path: Path) -> None:
+    """The check at the store's door and the unpacker agree: 400 layers of colliding entries,
+    each either refused by check_layer (a one-line reason) or unpacked without an error."""
+    from cshell.engine.archive import check_layer, unpack_layer
+    from cshell.errors import RuntimeFailure
+
+    rng = random.Random(12)
+    accepted = 0
+    for i in range(400):
+        blob = tmp_path / f"{i}.tar"
+        blob.write_bytes(random_layer(rng))
+        try:
+            check_layer(blob, str(i))
+        except RuntimeFailure as e:
+            assert "\n" not in e.message and "Errno" not in e.message and e.hint, e.message
+            continue
+        accepted += 1
+        try:
+            unpack_layer(blob, tmp_path / f"{i}.diff")
+        except RuntimeFailure as e:
+            with tarfile.open(blob) as tar:
+                listing = [(t.name, t.type, t.linkname) for t in tar]
+            pytest.fail(f"accepted, then failed to unpack: {e.message}\n{listing}")
+        shutil.rmtree(tmp_path / f"{i}.diff")
+    assert accepted > 100  # the refusals are not everything
 
 
 def test_decompression_bomb_is_refused_by_load(cshell: Cshell, state_root: Path, tmp_path: Path,
@@ -427,6 +538,78 @@ def test_pull_refuses_a_decompression_bomb(registry: Registry, state_root: Path,
     pull_refused(state_root, f"{registry.host}/adv/bomb:v1", "CSHELL_MAX_LAYER_BYTES", "decompression bomb",
                  hostile_blob=gzip.compress(bomb, 1, mtime=0))
 
+
+
+
+def push_lying_size(registry: Registry, repo: str, top: bytes, delta: int) -> bytes:
+    """Push [busybox, top] honestly, then a hand-written manifest whose descriptor for ``top``
+    says ``delta`` bytes more (or fewer) than the blob has. Returns the manifest."""
+    pushed = push_raw(registry, repo, [busybox_layer(), top])
+    manifest = json.loads(pushed["manifest"])
+    manifest["layers"][-1]["size"] += delta
+    data = json.dumps(manifest).encode()
+    put_manifest(registry, repo, "v1", data, OCI_MANIFEST)
+    return data
+
+
+@pytest.mark.parametrize("delta", [-1000, 1000, 1], ids=["blob-longer", "blob-shorter", "one-byte-short"])
+def test_pull_refuses_a_layer_whose_size_lies(registry: Registry, state_root: Path, delta: int) -> None:
+    """The registry serves more (or fewer) bytes than the descriptor says: the digest error, at once
+    (not a resumable cut connection), and no .part kept for a blob that can never verify."""
+    top = layer(m("payload", data=os.urandom(64 << 10)))
+    push_lying_size(registry, f"adv/size{delta}", top, delta)
+    error = pull_refused(state_root, f"{registry.host}/adv/size{delta}:v1", "does not match its digest",
+                         str(len(top) + delta), hostile_blob=top)
+    assert sha(top)[7:19] in error and "Errno" not in error
+    # the same twice: nothing was kept that a second pull would resume into the same failure
+    pull_refused(state_root, f"{registry.host}/adv/size{delta}:v1", "does not match its digest", hostile_blob=top)
+
+
+
+def test_pull_refuses_a_config_whose_size_lies(registry: Registry, state_root: Path) -> None:
+    pushed = push_raw(registry, "adv/config-size", [busybox_layer()])
+    manifest = json.loads(pushed["manifest"])
+    manifest["config"]["size"] -= 7  # the registry serves 7 bytes more than this says
+    put_manifest(registry, "adv/config-size", "v1", json.dumps(manifest).encode(), OCI_MANIFEST)
+    error = pull_refused(state_root, f"{registry.host}/adv/config-size:v1", "config", "does not match its digest")
+    assert f"{len(pushed['config'])} bytes, not the {len(pushed['config']) - 7}" in error
+
+def test_pull_reads_no_more_than_the_descriptor_says(registry: Registry, state_root: Path) -> None:
+    """A server that sends a layer with no length and then bytes without end (the proxy stops at
+    256 MiB): the pull stops reading at the descriptor's size, refuses it, and keeps nothing."""
+    top = layer(m("payload", data=os.urandom(64 << 10)))
+    push_raw(registry, "adv/endless", [busybox_layer(), top])
+    proxy = FaultProxy(registry.host, endless=True)
+    try:
+        pull_refused(state_root, f"{proxy.host}/adv/endless:v1", "does not match its digest", "longer than",
+                     hostile_blob=top)
+        assert proxy.sent < (32 << 20), f"the pull read {proxy.sent} bytes of a {len(top)}-byte layer"
+    finally:
+        proxy.stop()
+
+@kernel
+def test_pull_of_same_layer_whiteouts_runs(registry: Registry, cshell: Cshell, state_root: Path) -> None:
+    """Through a real registry (gzip blobs): accepted, stored, and the container sees the spec's result."""
+    members, command, expected = SAME_LAYER["directory, then its whiteout"]
+    file_first, _, _ = SAME_LAYER["file, then its whiteout"]
+    push_raw(registry, "adv/same-layer", [busybox_layer(), layer(*LOWER_LAYER), layer(*members, *file_first)],
+             compress="gzip")
+    ok(cshell("pull", f"{registry.host}/adv/same-layer:v1"))
+    assert ok(cshell("run", "--rm", f"{registry.host}/adv/same-layer:v1", "sh", "-c", f"{command}; cat /x")) \
+        == expected + "upper x\n"
+
+
+def test_layer_that_cannot_unpack_is_refused_by_pull_and_import(registry: Registry, cshell: Cshell,
+                                                                 state_root: Path, tmp_path: Path) -> None:
+    """A file and then an entry under it: refused at the door by pull and import, the store unchanged."""
+    members, words = HOSTILE_LAYERS["whiteout under a file of the same layer"]
+    evil = layer(*members)
+    push_raw(registry, "adv/under-a-file", [busybox_layer(), evil])
+    error = pull_refused(state_root, f"{registry.host}/adv/under-a-file:v1", words, hostile_blob=evil)
+    assert "f/.wh.x" in error and "layer" in error
+    (tmp_path / "flat.tar").write_bytes(evil)
+    refused(cshell("import", str(tmp_path / "flat.tar"), "flat:v1"), words, "f/.wh.x")
+    assert store_files(state_root) == {}
 
 # == B. malicious Dockerfiles and build contexts =========================================================
 

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -337,3 +338,82 @@ def test_killed_commit_is_reported_and_repaired_at_once(cshell: Cshell, state_ro
     assert "interrupted" in pruned or "commit" in pruned, pruned
     assert leftovers(state_root) == []
     ok(cshell("rm", "-f", "live"))
+
+
+# == inodes exhausted: a tmpfs with room for bytes but for few files =================================================
+
+
+@pytest.fixture
+def few_inodes() -> Iterator[Path]:
+    """A 64 MB tmpfs that holds at most 600 files and directories: ENOSPC with most blocks free."""
+    base = Path(tempfile.mkdtemp(prefix="cshell-few-", dir="/tmp"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=600", "tmpfs", str(base)], check=True)
+    root = base / "root"
+    try:
+        yield root
+    finally:
+        from conftest import _remove_leftovers
+
+        _remove_leftovers(root)
+        subprocess.run(["umount", "-l", str(base)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def many_files(n: int) -> bytes:
+    return layer(m("many", tarfile.DIRTYPE, mode=0o755), *(m(f"many/f{i}", data=b"x") for i in range(n)))
+
+
+def assert_out_of_inodes(proc: subprocess.CompletedProcess) -> str:
+    """The words say the disk ran out of inodes: not blocks, not a damaged layer, no errno."""
+    error = refused(proc, "no space left", "(inodes")
+    assert "damaged" not in proc.stderr and "hostile" not in proc.stderr and "Errno" not in proc.stderr, proc.stderr
+    return error
+
+
+def use_up_inodes(root: Path) -> Path:
+    """Empty files beside the state root until the tmpfs takes no more: inodes gone, blocks free."""
+    filler = root.parent / "filler"
+    filler.mkdir()
+    i = 0
+    while True:
+        try:
+            (filler / str(i)).touch()
+        except OSError:
+            break
+        i += 1
+    st = os.statvfs(root)
+    assert st.f_favail == 0 and st.f_bavail > st.f_blocks // 2
+    return filler
+
+
+def test_inodes_run_out_while_a_layer_unpacks(few_inodes: Path, tmp_path: Path) -> None:
+    """load stores 3 blobs; the first run unpacks 1000 files and runs out: words, no half layer."""
+    ok(run_cshell(few_inodes, "load", "-i", str(archive(tmp_path / "small.tar", [busybox_layer()], ref="small:v1"))))
+    ok(run_cshell(few_inodes, "load", "-i", str(archive(tmp_path / "many.tar", [busybox_layer(), many_files(1000)],
+                                                        ref="many:v1"))))
+    assert ok(run_cshell(few_inodes, "run", "--rm", "small:v1", "echo", "usable")) == "usable\n"
+    error = assert_out_of_inodes(run_cshell(few_inodes, "run", "--rm", "many:v1", "true"))
+    assert str(few_inodes) in error
+    assert leftovers(few_inodes) == [] and not list((few_inodes / "containers").iterdir())
+    assert_consistent(few_inodes)
+    assert ok(run_cshell(few_inodes, "run", "--rm", "small:v1", "echo", "usable")) == "usable\n"
+
+
+def test_inodes_run_out_during_load_and_pull(registry: Registry, few_inodes: Path, tmp_path: Path) -> None:
+    ok(run_cshell(few_inodes, "images"))  # the state root exists; then nothing more fits
+    push_raw(registry, "faults/inodes", [busybox_layer(), many_files(10)])
+    filler = use_up_inodes(few_inodes)
+    before = index_of(few_inodes)
+    assert_out_of_inodes(run_cshell(few_inodes, "load", "-i", str(archive(tmp_path / "a.tar", [busybox_layer()]))))
+    assert_out_of_inodes(run_cshell(few_inodes, "pull", f"{registry.host}/faults/inodes:v1"))
+    assert index_of(few_inodes) == before and leftovers(few_inodes) == []
+    shutil.rmtree(filler)
+    ok(run_cshell(few_inodes, "pull", f"{registry.host}/faults/inodes:v1"))
+    assert_consistent(few_inodes)
+
+
+def test_blocks_run_out_is_said_as_blocks(small_root: Path, tmp_path: Path) -> None:
+    ok(run_cshell(small_root, "images"))
+    path = archive(tmp_path / "big.tar", [busybox_layer(), layer(m("big", data=os.urandom(20 << 20)))])
+    error = refused(run_cshell(small_root, "load", "-i", str(path)), "no space left on device", "(blocks")
+    assert "inodes" not in error

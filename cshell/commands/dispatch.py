@@ -76,10 +76,10 @@ def run_words(ctx: Context, words: list[str]) -> int:
         ctx.out.note("interrupted")
         return 130
     except Exception as e:  # noqa: BLE001 - a traceback reaching a user is a bug; keep it in a file
-        if isinstance(e, OSError) and e.errno in (28, 122):  # ENOSPC, EDQUOT: the disk, not a bug
-            ctx.out.error(CShellError(f"no space left on device under {ctx.root.path}",
-                                      "free some space (rm, rmi, system prune) or use a state root with room "
-                                      "(--root DIR); what was being written was not kept"))
+        from cshell.engine.state import NO_SPACE, no_space
+
+        if isinstance(e, OSError) and e.errno in NO_SPACE:  # the disk, not a bug: blocks or inodes?
+            ctx.out.error(no_space(ctx.root.path, e.errno))
             return 1
         path = _save_traceback()
         ctx.out.error(CShellError(f"internal error: {type(e).__name__}: {e}",

@@ -199,8 +199,8 @@ class Container:
         dropped = int(self.state.get("log_dropped") or 0)
         if not dropped:
             return ""
-        cause = self.state.get("log_error") or "a write failed"
-        if cause.startswith("no space left"):
+        cause = (self.state.get("log_error") or "a write failed").lower()
+        if "no space" in cause or "quota" in cause:
             cause = f"the disk was full ({cause})"
         return f"log cut short: {dropped} bytes of output were not written to {self.log_path.name}: {cause}"
 

@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from cshell.engine.archive import OPAQUE, WHITEOUT_PREFIX
+from cshell.engine.archive import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 from cshell.errors import RuntimeFailure
 from cshell.record import record
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
 KEPT_XATTRS = ("security.capability",)  # file capabilities travel with the layer (ping, ...)
 
 

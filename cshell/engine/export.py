@@ -41,7 +41,7 @@ from cshell.engine import syscalls as sc
 from cshell.engine.diff import KEPT_XATTRS
 from cshell.engine.load import ARCH, compression_of, decompressed, with_head
 from cshell.engine.store import Image, Store
-from cshell.errors import RuntimeFailure, UsageError
+from cshell.errors import RuntimeFailure, UsageError, reason
 from cshell.record import record
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def _child(prepare: Callable[[], str], data_w: int, err_w: int, trace_w: int) ->
             write_tree_tar(f)
     except BaseException as e:  # noqa: BLE001 - report anything to the parent
         with contextlib.suppress(OSError):
-            os.write(err_w, str(e).encode(errors="replace")[:1000] or type(e).__name__.encode())
+            os.write(err_w, reason(e).encode(errors="replace")[:1000])
         code = 1
     os._exit(code)
 
@@ -306,7 +306,7 @@ def _check_tar(path: Path) -> None:
         with tarfile.open(path, mode="r:") as tar:
             count = sum(1 for _ in tar)
     except (tarfile.TarError, EOFError) as e:
-        raise RuntimeFailure(f"not a tar archive ({e})",
+        raise RuntimeFailure(f"not a tar archive ({reason(e)})",
                              "import reads a flat rootfs tar, like `export` or `tar -C rootfs -c .` writes") from None
     if count == 0:
         raise UsageError("the tar is empty", "import reads a flat rootfs tar, like `export` writes")

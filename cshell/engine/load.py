@@ -50,7 +50,7 @@ from cshell.engine.store import (
     ref_pattern,
     sha256,
 )
-from cshell.errors import RuntimeFailure
+from cshell.errors import RuntimeFailure, reason
 from cshell.record import factory, record
 
 try:  # the same builtin sha256 the store uses (no OpenSSL load)
@@ -95,7 +95,7 @@ class Archive:
             self.tar = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - lives as long as f, which the caller closes
             members = self.tar.getmembers()  # headers only: data is skipped by seeking
         except (tarfile.TarError, EOFError) as e:
-            raise RuntimeFailure(f"not a tar archive ({e})",
+            raise RuntimeFailure(f"not a tar archive ({reason(e)})",
                                  "load reads what save, docker save or skopeo copy (oci-archive:, docker-archive:) write") from None
         self.files: dict[str, tarfile.TarInfo] = {}
         links: dict[str, str] = {}
@@ -154,7 +154,7 @@ class Archive:
             with self.open(m) as f:
                 return f.read()
         except (tarfile.TarError, EOFError) as e:
-            raise hostile(f"{what} {name} cannot be read: {e}") from None
+            raise hostile(f"{what} {name} cannot be read: {reason(e)}") from None
 
     def read_json(self, name: str, what: str) -> Any:
         return parse_json(self.read_small(name, what), f"{what} {name}")
@@ -489,7 +489,7 @@ def decompressed(chunks: Iterator[bytes], kind: str | None, what: str = "") -> I
             try:
                 out = d.decompress(chunk)
             except (zlib.error, OSError, lzma.LZMAError, ValueError, EOFError) as e:
-                raise hostile(f"a {kind} stream is corrupt ({e})") from None
+                raise hostile(f"a {kind} stream is corrupt ({reason(e)})") from None
             bound.add(fed, len(out))
             fed = 0
             if out:
@@ -537,7 +537,7 @@ class Staging:
             self._copy(archive, m, src, sink)
         except (tarfile.TarError, EOFError) as e:
             sink.discard()
-            raise hostile(f"layer {src.member} cannot be read: {e}") from None
+            raise hostile(f"layer {src.member} cannot be read: {reason(e)}") from None
         except BaseException:
             sink.discard()
             raise

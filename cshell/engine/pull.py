@@ -58,6 +58,7 @@ from cshell.engine.load import (
     HOSTILE,
     INDEX_TYPES,
     LAYER_TYPES,
+    MAX_JSON,
     MT_DOCKER_LIST,
     MT_DOCKER_MANIFEST,
     MT_INDEX,
@@ -70,6 +71,7 @@ from cshell.engine.load import (
     manifest_for,
 )
 from cshell.engine.regclient import BLOCK, Client, Response
+from cshell.engine.state import space_checked
 from cshell.engine.store import (
     MT_CONFIG,
     MT_LAYER,
@@ -225,14 +227,47 @@ def _config(store: Store, client: Client, remote: Remote, manifest: Manifest) ->
                              "it is an OCI artifact (a chart, a signature...), not something to run")
     if store.blob_path(digest).exists():
         return digest, store.read_blob(digest)  # verified when it entered the store
+    if size > MAX_JSON:
+        raise RuntimeFailure(f"the config {digest[:19]} of {remote} is {size} bytes by its descriptor; "
+                             f"configs are read up to {MAX_JSON >> 20} MiB", DAMAGED)
     resp = client.request("GET", f"/v2/{remote.repository}/blobs/{digest}")
     if resp.status != 200:
         raise resp.error(f"GET config {digest[:19]}")
-    config = resp.body()
-    if len(config) != size or sha256(config) != digest:
-        raise RuntimeFailure(f"the config {digest[:19]} of {remote} hashes to {sha256(config)[:19]} "
-                             f"({len(config)} bytes): it does not match its digest", DAMAGED)
+    what = f"the config {digest[:19]} of {remote}"
+    config = _exactly(resp, size, what)
+    if sha256(config) != digest:
+        raise DigestMismatch(f"{what} hashes to {sha256(config)[:19]}: it does not match its digest", DAMAGED)
     return digest, config
+
+
+def _exactly(resp: Response, size: int, what: str) -> bytes:
+    """A small blob's bytes, never more than its descriptor's size (one more tells it lies)."""
+    said = _total(resp)
+    if said is not None and said != size:
+        resp.close()
+        raise _size_lies(what, f"is {said} bytes, not", size)
+    data = b""
+    while len(data) <= size and (chunk := resp.read(min(BLOCK, size + 1 - len(data)))):
+        data += chunk
+    resp.close()
+    if len(data) != size:
+        raise _size_lies(what, "is longer than" if len(data) > size else f"is {len(data)} bytes, not", size)
+    return data
+
+
+def _total(resp: Response) -> int | None:
+    """The whole blob's length as the response states it (Content-Range's total for a 206)."""
+    if resp.status == 206:
+        total = (resp.header("Content-Range") or "").rpartition("/")[2]
+    else:
+        total = resp.header("Content-Length") or ""
+    return int(total) if total.isdigit() else None
+
+
+def _size_lies(what: str, said: str, size: int) -> DigestMismatch:
+    """A length that differs from the descriptor's: the blob cannot hash to its digest."""
+    return DigestMismatch(f"{what} {said} the {size} bytes its descriptor says: it does not match its digest",
+                          DAMAGED)
 
 
 def _checked(fn: Any, *args: Any) -> Any:
@@ -307,6 +342,12 @@ def _plan(store: Store, remote: Remote, manifest: Manifest, config: bytes) -> tu
 def _download(store: Store, client: Client, remote: Remote, job: LayerJob, cancel: threading.Event,
               relay: Relay) -> None:
     """Stream one layer into its .part file, hash it, decompress it; leave it verified and staged."""
+    with space_checked(store.root.path):  # a full disk is judged here, before other workers clean up
+        _download_into(store, client, remote, job, cancel, relay)
+
+
+def _download_into(store: Store, client: Client, remote: Remote, job: LayerJob, cancel: threading.Event,
+                   relay: Relay) -> None:
     part = downloads(store.root) / f"{job.digest[7:]}.part"
     with _locked(part) as f:
         if store.blob_path(job.diff_id).exists():  # another pull stored it meanwhile
@@ -459,7 +500,7 @@ def _chunks(client: Client, remote: Remote, job: LayerJob, f: Any, have: int, ca
         try:
             while offset < job.size:
                 check(cancel)
-                data = resp.read(BLOCK)
+                data = resp.read(min(BLOCK, skip + job.size - offset))  # never past the descriptor's size
                 if not data:
                     raise ConnectionCut(f"the registry ended layer {job.digest[7:19]} early", "pull again")
                 if skip:
@@ -470,6 +511,8 @@ def _chunks(client: Client, remote: Remote, job: LayerJob, f: Any, have: int, ca
                 offset += len(data)
                 job.done = min(offset, job.size)
                 yield data
+            if resp.read(1):  # a response with no length (or a lying one) that goes on
+                raise _size_lies(f"layer {job.digest[7:19]} from {remote.registry}", "is longer than", job.size)
         except ConnectionCut:
             if cancel.is_set():
                 raise Cancelled() from None
@@ -489,6 +532,13 @@ def _open_blob(client: Client, remote: Remote, job: LayerJob, offset: int) -> tu
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     resp = client.request("GET", f"/v2/{remote.repository}/blobs/{job.digest}", headers)
     job.response = resp
+    what = f"layer {job.digest[7:19]} from {remote.registry}"
+    if resp.status in (200, 206) and (total := _total(resp)) is not None and total != job.size:
+        resp.close()
+        raise _size_lies(what, f"is {total} bytes, not", job.size)
+    if resp.status == 416:  # the blob ends before the bytes a .part already holds
+        resp.close()
+        raise _size_lies(what, f"ends before byte {offset}, short of", job.size)
     if resp.status == 206 and (resp.header("Content-Range") or "").startswith(f"bytes {offset}-"):
         return resp, 0
     if resp.status == 200:

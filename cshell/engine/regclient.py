@@ -41,7 +41,7 @@ from cshell.engine.distribution import (
     resolve,
     unreachable,
 )
-from cshell.errors import NotFound, RuntimeFailure
+from cshell.errors import NotFound, RuntimeFailure, reason
 
 USER_AGENT = f"cshell/{__version__} (teaching shell; docker-compatible)"
 CONNECT_TIMEOUT = 5.0
@@ -300,7 +300,7 @@ class Client:
                                     "the registry is overloaded or the network stalls; try again") from None
             except (http.client.HTTPException, OSError) as e:
                 conn.close()
-                raise ConnectionCut(f"talking to {parts.netloc} failed: {e}", "try again") from None
+                raise ConnectionCut(f"talking to {parts.netloc} failed: {reason(e)}", "try again") from None
             finally:
                 if hasattr(data, "close"):
                     data.close()  # type: ignore[union-attr]

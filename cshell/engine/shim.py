@@ -28,7 +28,7 @@ from cshell.engine.network import InitNetns, NetPlan, Network
 from cshell.engine.processes import exit_code_of, process_start_time, report
 from cshell.engine.rootfs import RootfsPlan
 from cshell.engine.state import StateRoot
-from cshell.errors import CShellError, describe_os_error
+from cshell.errors import CShellError, reason
 from cshell.record import record
 
 
@@ -133,7 +133,7 @@ def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     try:
         code = _monitor(container, spec, plan, io, net)
     except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
-        report(io.status_w, f"error 125\tshim failed: {getattr(e, 'message', None) or describe_os_error(e)}")
+        report(io.status_w, f"error 125\tshim failed: {reason(e)}")
     os._exit(code)
 
 
@@ -258,7 +258,7 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> LogResult
     try:
         log: int | None = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     except OSError as e:
-        log, result.error = None, describe_os_error(e)
+        log, result.error = None, reason(e)
     while outputs:
         ready, _, _ = select.select(list(outputs), [], [])
         for fd in ready:
@@ -287,5 +287,5 @@ def _append_log(log: int | None, data: bytes, result: LogResult) -> None:
         try:
             written = os.write(log, data)
         except OSError as e:
-            result.error = describe_os_error(e)
+            result.error = reason(e)
     result.dropped += len(data) - written

@@ -12,6 +12,7 @@ Layout (Docker/containerd names where they exist)::
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cshell.errors import PrivilegeError, RuntimeFailure
+from cshell.errors import PrivilegeError, RuntimeFailure, reason
 
 DEFAULT_ROOT = "/var/lib/cshell"
 T = TypeVar("T")
@@ -34,16 +35,18 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     On any failure (a full disk, say) the temp file goes and the old file stays.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with space_checked(path.parent):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        try:
-            view = memoryview(data)
-            while view:  # a large write may be partial
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        with space_checked(path.parent):
+            try:
+                view = memoryview(data)
+                while view:  # a large write may be partial
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -111,6 +114,48 @@ def abandoned(path: Path) -> bool:
         os.close(fd)
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpace(RuntimeFailure):
+    """The disk (or a quota) under the state root is full: of bytes, or of files (inodes)."""
+
+
+@contextlib.contextmanager
+def space_checked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """ENOSPC/EDQUOT inside the block become NoSpace, judged at once (blocks or inodes?):
+    the clean-up that follows a failure frees some, and a later look would be misled."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise no_space(path, e.errno) from None
+        raise
+
+
+def no_space(path: str | os.PathLike[str], code: int = errno.ENOSPC) -> NoSpace:
+    """ENOSPC/EDQUOT as words: which of a filesystem's two limits ran out. A disk with free
+    blocks can still refuse a new file when every inode is taken (a tmpfs's nr_inodes=, an
+    ext4 full of small files); "free some bytes" is the wrong advice then."""
+    if code == errno.EDQUOT:
+        return NoSpace(f"disk quota exceeded under {path}",
+                       "free some space (rm, rmi, system prune) or ask for a larger quota; "
+                       "what was being written was not kept")
+    try:
+        st = os.statvfs(path)
+        inodes = st.f_files > 0 and st.f_favail == 0  # f_files 0: no inode limit (btrfs)
+    except OSError:
+        inodes, st = False, None
+    if inodes and st is not None:
+        return NoSpace(f"no space left on device under {path} (inodes: all {st.f_files} files it can hold "
+                       "are used)", "the filesystem has bytes free but room for no more files: remove images "
+                       "or containers (rmi, rm, system prune), or use a state root on a filesystem with more "
+                       "inodes (--root DIR); what was being written was not kept")
+    return NoSpace(f"no space left on device under {path} (blocks)",
+                   "free some space (rm, rmi, system prune) or use a state root with room (--root DIR); "
+                   "what was being written was not kept")
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
@@ -155,8 +200,10 @@ class StateRoot:
                 "cshell creates namespaces and mounts: run it as root (sudo cshell)",
             ) from None
         except OSError as e:
+            if e.errno in NO_SPACE:
+                raise no_space(self.path.parent if not self.path.exists() else self.path, e.errno) from None
             raise RuntimeFailure(
-                f"cannot create the state root {self.path}: {e.strerror}",
+                f"cannot create the state root {self.path}: {reason(e)}",
                 "choose another directory with --root DIR or CSHELL_ROOT",
             ) from None
         return self
@@ -185,9 +232,7 @@ class Cleanup:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - any failure is reported, the next step runs
-            text = getattr(e, "message", None) or (f"{e.strerror}" if isinstance(e, OSError) and e.strerror
-                                                   else str(e) or type(e).__name__)
-            self.errors.append(f"{what}: {text}".replace("\n", " "))
+            self.errors.append(f"{what}: {reason(e)}".replace("\n", " "))
             return None
 
     def note(self, what: str) -> None:

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine import trace
-from cshell.engine.state import StateRoot, abandoned, atomic_write, hold, read_json, write_json
+from cshell.engine.state import (
+    StateRoot,
+    abandoned,
+    atomic_write,
+    hold,
+    read_json,
+    space_checked,
+    write_json,
+)
 from cshell.errors import Conflict, NotFound, RuntimeFailure, UsageError
 from cshell.record import factory, record
 
@@ -179,7 +187,8 @@ class BlobWriter:
 
     def __init__(self, store: Store, purpose: str = "write") -> None:
         self.store = store
-        fd, self.tmp = tempfile.mkstemp(dir=store.blobs, prefix=ingest_prefix(purpose))
+        with space_checked(store.root.path):
+            fd, self.tmp = tempfile.mkstemp(dir=store.blobs, prefix=ingest_prefix(purpose))
         hold(fd)  # a killed writer leaves it unheld: `system check` and reconcile see that at once
         self.file = os.fdopen(fd, "wb")
         self.hash = bulk_hasher()
@@ -188,15 +197,17 @@ class BlobWriter:
     def write(self, data: bytes) -> int:
         self.hash.update(data)
         self.size += len(data)
-        return self.file.write(data)
+        with space_checked(self.store.root.path):
+            return self.file.write(data)
 
     def tell(self) -> int:
         return self.size
 
     def commit(self) -> tuple[str, int]:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        with space_checked(self.store.root.path):
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
         digest = "sha256:" + self.hash.hexdigest()
         os.rename(self.tmp, self.store.blob_path(digest))
         return digest, self.size
@@ -238,13 +249,14 @@ class Store:
 
     def put_blob_file(self, src: Path, expected: str | None = None, purpose: str = "layer") -> tuple[str, int]:
         """Ingest a (large) file: hash while copying to a temp blob, then rename into place."""
-        self.blobs.mkdir(parents=True, exist_ok=True)
+        with space_checked(self.root.path):
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=ingest_prefix(purpose))
+        hold(fd)
         h = bulk_hasher()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=ingest_prefix(purpose))
-        hold(fd)
         try:
-            with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+            with space_checked(self.root.path), open(src, "rb") as f, os.fdopen(fd, "wb") as out:
                 while chunk := f.read(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
@@ -264,7 +276,8 @@ class Store:
     def new_blob(self, purpose: str = "write") -> BlobWriter:
         """A file-like blob being written (e.g. a layer tar streamed from a walk); ``purpose``
         (commit, pull, load, ...) names the temp file, so what a crash left says who left it."""
-        self.blobs.mkdir(parents=True, exist_ok=True)
+        with space_checked(self.root.path):
+            self.blobs.mkdir(parents=True, exist_ok=True)
         return BlobWriter(self, purpose)
 
     # -- what a killed writer or unpacker left ----------------------------------------
@@ -561,7 +574,8 @@ class Store:
         # (the first rename wins); a crash leaves it for reconcile (*.unpacking).
         staging = diff.parent.with_name(f"{diff.parent.name}.{os.getpid()}.unpacking")
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        with space_checked(self.root.path):
+            staging.mkdir(parents=True)
         from cshell.engine import archive  # tarfile only when a layer is new
 
         trace.info(f"unpacking layer {diff_id[7:19]}")
@@ -569,11 +583,11 @@ class Store:
         try:
             hold(held)  # until renamed into place: a killed shell leaves it unheld for reconcile
             try:
-                archive.unpack_layer(self.blob_path(diff_id), staging / "diff")
+                archive.unpack_layer(self.blob_path(diff_id), staging / "diff", self.root.path)
+                write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-            write_json(staging / "layer.json", {"diff_id": diff_id, "chain_id": chain_id})
             try:
                 os.rename(staging, diff.parent)
             except OSError:  # ENOTEMPTY/EEXIST: another shell's identical unpack won the race
