@@ -84,11 +84,13 @@ def busybox_layer() -> bytes:
     return layer(*members)
 
 
-def image_files(layers: list[bytes], ref: str = "evil:v1", compress: str = "") -> dict[str, bytes]:
-    """The files of an OCI image layout (+ docker manifest.json) holding one image."""
+def image_files(layers: list[bytes], ref: str = "evil:v1", compress: str = "",
+                settings: dict | None = None) -> dict[str, bytes]:
+    """The files of an OCI image layout (+ docker manifest.json) holding one image; ``settings``
+    is the config's runtime part (default: Cmd sh)."""
     blobs = [gzip.compress(b, 1, mtime=0) if compress == "gzip" else bz2.compress(b) if compress == "bzip2" else b
              for b in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": settings or {"Cmd": ["sh"]},
                          "rootfs": {"type": "layers", "diff_ids": [sha(b) for b in layers]}}).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -116,8 +118,8 @@ def write_tar(path: Path, files: dict[str, bytes]) -> Path:
 
 
 def archive(path: Path, layers: list[bytes], ref: str = "evil:v1", compress: str = "",
-            docker_only: bool = False) -> Path:
-    files = image_files(layers, ref, compress)
+            docker_only: bool = False, settings: dict | None = None) -> Path:
+    files = image_files(layers, ref, compress, settings)
     if docker_only:  # the docker-archive way in: manifest.json, no index
         files = {k: v for k, v in files.items() if k not in ("oci-layout", "index.json")}
     return write_tar(path, files)
@@ -867,6 +869,20 @@ def test_nul_in_an_environment_variable_is_refused_by_the_engine(runtime, state_
             runtime.create(RunOptions(image="busybox", cmd=["true"], env=env))
         assert "\0" not in info.value.message and info.value.hint  # one printable line, and a hint
     assert runtime.list(all=True) == []
+
+
+@kernel
+def test_an_image_whose_env_execve_refuses_is_refused_at_run(cshell: Cshell, state_root: Path,
+                                                             tmp_path: Path) -> None:
+    """An image made elsewhere with an ENV entry that has no name: one line naming the image,
+    nothing created (before, the container exited 1 without a word)."""
+    path = archive(tmp_path / "env.tar", [busybox_layer()], ref="badenv:v1",
+                   settings={"Cmd": ["true"], "Env": ["PATH=/bin", "=x"]})
+    ok(cshell("load", "-i", str(path)))
+    before = snapshot(state_root)
+    refused(cshell("run", "badenv:v1"), "image badenv:v1", "invalid environment variable: =x")
+    assert snapshot(state_root) == before
+    assert ok(cshell("run", "--rm", "-e", "X=1", "busybox", "true")) == ""
 
 
 @kernel

@@ -417,3 +417,22 @@ def test_blocks_run_out_is_said_as_blocks(small_root: Path, tmp_path: Path) -> N
     path = archive(tmp_path / "big.tar", [busybox_layer(), layer(m("big", data=os.urandom(20 << 20)))])
     error = refused(run_cshell(small_root, "load", "-i", str(path)), "no space left on device", "(blocks")
     assert "inodes" not in error
+
+
+def test_temp_files_of_a_killed_writer_go_at_the_next_start(cshell: Cshell, state_root: Path) -> None:
+    """A shell killed between atomic_write's write and its rename (the seccomp cache, a state
+    file) leaves .NAME.PID.tmp; the next start removes it once PID is gone, and only then."""
+    ok(cshell("run", "--name", "t", "busybox", "true"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cdir = next((state_root / "containers").iterdir())
+    orphans = [state_root / "seccomp" / f".profile.{dead.pid}.tmp", cdir / f".state.json.{dead.pid}.tmp"]
+    live = cdir / f".state.json.{os.getpid()}.tmp"
+    for path in [*orphans, live]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("half")
+    ok(cshell("ps", "-a"))
+    assert not any(p.exists() for p in orphans)
+    assert live.exists()
+    live.unlink()
+    ok(cshell("rm", "t"))

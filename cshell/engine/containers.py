@@ -373,8 +373,9 @@ class Runtime:
         if joined is not None:
             mode = f"container:{joined.id}"  # docker keeps the id: a rename cannot redirect it
         image = self.store.get(opts.image)
-        self.store.ensure_unpacked(image)
         img_cfg = image.config.get("config", {})
+        _check_image_env(image.ref, img_cfg)
+        self.store.ensure_unpacked(image)
         ports = _published_ports(opts, mode, img_cfg)
         entrypoint = (img_cfg.get("Entrypoint") or []) if opts.entrypoint is None else opts.entrypoint
         cmd = opts.cmd or img_cfg.get("Cmd") or []
@@ -385,12 +386,6 @@ class Runtime:
         # docker: --net host takes the host's name, container:X takes X's, else the short id
         hostname = opts.hostname or (joined.config["hostname"] if joined
                                      else os.uname().nodename if mode == "host" else cid[:12])
-        for item in img_cfg.get("Env") or []:  # an image made elsewhere may carry one execve refuses
-            try:
-                check_variable(item)
-            except UsageError as e:
-                raise UsageError(f"image {image.ref}: {e.message}",
-                                 "rebuild the image without it (its ENV lines), or override it with -e") from None
         env = merge_env(img_cfg.get("Env", []), [f"HOSTNAME={hostname}"],
                         ["TERM=xterm"] if opts.tty else [], requested_env)
         if opts.init:
@@ -750,6 +745,7 @@ class Runtime:
             work.done += work.attempt("leftovers", self._remove_partials) or []
         work.done += work.attempt("leftovers", _remove_stale, self.root.path.glob("distribution/*/*"),
                                   min_age=PARTIAL_DOWNLOAD_AGE) or []
+        work.done += work.attempt("leftovers", _remove_dead_temps, self.root.path) or []
         work.done += work.attempt("cgroups", cgroups.remove_orphans) or []
         if not self.root.containers.is_dir():
             return work
@@ -845,6 +841,16 @@ class Runtime:
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
 
 
+def _check_image_env(ref: str, img_cfg: dict[str, Any]) -> None:
+    """An image made elsewhere may carry a variable execve refuses (no name, a NUL)."""
+    for item in img_cfg.get("Env") or []:
+        try:
+            check_variable(item)
+        except UsageError as e:
+            raise UsageError(f"image {ref}: {e.message}",
+                             "rebuild the image without it (its ENV lines); nothing was created") from None
+
+
 def _start_hint(c: Container, code: int, message: str) -> str:
     """What to do about a start that failed, from the cause the shim or init reported."""
     if message.startswith("cgroup write refused"):
@@ -875,6 +881,20 @@ def _remove_stale(paths: Iterable[Path], min_age: float = 30) -> list[str]:
                 else:
                     path.unlink()  # a blob a crash left half-written
                 removed.append(str(path))
+    return removed
+
+
+def _remove_dead_temps(root: Path) -> list[str]:
+    """atomic_write's temp files (.NAME.PID.tmp) whose writer is gone: killed between its
+    write and its rename. Looked for where state files live: the root and two levels down."""
+    removed = []
+    for pattern in (".*.tmp", "*/.*.tmp", "*/*/.*.tmp"):
+        for path in root.glob(pattern):
+            pid = path.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not process_start_time(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(str(path))
     return removed
 
 
