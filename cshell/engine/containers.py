@@ -152,7 +152,10 @@ class Container:
 
     def alive(self) -> bool:
         """The recorded PID 1 still exists and is the same process (not a reused PID)."""
-        return self.pid > 0 and process_start_time(self.pid) == self.state.get("pid_start")
+        if self.pid <= 0:
+            return False
+        started = process_start_time(self.pid)
+        return started != 0 and started == self.state.get("pid_start")  # 0: gone (or never read)
 
     def shim_alive(self) -> bool:
         """Its shim still runs (the same process: start time checked when recorded)."""

@@ -175,6 +175,9 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         os.close(sync_w)
         os.close(err_r)
         init.container_init(spec, plan, sync_r, err_w, stdio, io.pty_path)
+    # Read now, while PID 1 waits for our go: a quick command (true) may be gone by the time
+    # we record it, and a start time of 0 would make liveness checks see a dead PID 1 as alive.
+    pid_start = process_start_time(pid)
     network.leave(netns)
     for fd in (sync_r, err_w, *{fd for fd in stdio if fd > 2}):
         os.close(fd)
@@ -196,7 +199,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         report(io.status_w, f"error {code}\t{message}")
         return 0
 
-    state.update(status="running", pid=pid, pid_start=process_start_time(pid),
+    state.update(status="running", pid=pid, pid_start=pid_start,
                  shim_pid=os.getpid(), shim_start=process_start_time(os.getpid()), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
