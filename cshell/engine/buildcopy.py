@@ -35,7 +35,7 @@ from cshell.engine import archive, trace
 from cshell.engine import syscalls as sc
 from cshell.engine.buildcontext import UNPACK_HEADER
 from cshell.engine.processes import close_all_but
-from cshell.errors import RuntimeFailure
+from cshell.errors import RuntimeFailure, reason
 
 
 class CopyFailed(RuntimeFailure):
@@ -107,7 +107,7 @@ def _child(merged: str, options: str, data_r: int, err_w: int, header: dict[str,
         with os.fdopen(data_r, "rb") as stream:
             _apply(stream, header)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
-        text = e.args[0] if isinstance(e, _Refused) else f"cannot write into the image: {e}"
+        text = e.args[0] if isinstance(e, _Refused) else f"cannot write into the image: {reason(e)}"
         hint = e.args[1] if isinstance(e, _Refused) else ""
         with contextlib.suppress(OSError):
             os.write(err_w, f"{text}\t{hint}".encode()[:4000])

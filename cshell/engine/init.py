@@ -23,6 +23,7 @@ from typing import NoReturn
 
 from cshell.engine import cgroups, rootfs, security, trace
 from cshell.engine import syscalls as sc
+from cshell.errors import reason
 from cshell.record import factory, record
 
 # The cgroup namespace comes later, once the shim has put us in our cgroup.
@@ -193,7 +194,7 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
     except OSError as e:
         fail(err_w, 125, e.strerror or str(e))
     except Exception as e:  # noqa: BLE001 - never return from the container's init
-        fail(err_w, 125, f"container setup failed: {e}")
+        fail(err_w, 125, f"container setup failed: {reason(e)}")
     trace.step(f"chdir({spec.cwd!r}); execve({spec.argv[0]!r}, {spec.argv!r})")
     trace.forward_to(None)  # the explain pipe closes on exec
     try:

@@ -26,7 +26,7 @@ from cshell.engine.init import (
     reset_signals,
 )
 from cshell.engine.processes import StatusChannel, exit_code_of, open_channel, report
-from cshell.errors import ContainerCommandError
+from cshell.errors import ContainerCommandError, reason
 
 Stdio = tuple[int, int, int]
 
@@ -127,7 +127,7 @@ def _joined_child(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str 
         _, status = os.waitpid(grandchild, 0)
         report(status_w, f"exit {exit_code_of(status)}")
     except BaseException as e:  # noqa: BLE001 - report, never raise in a forked child
-        report(status_w, f"error 126\t{e}")
+        report(status_w, f"error 126\t{reason(e)}")
     os._exit(0)
 
 
@@ -151,7 +151,7 @@ def _exec_joined(spec: ProcessSpec, stdio: Stdio, err_w: int) -> NoReturn:
     except OSError as e:
         _exec_failed(err_w, *exec_error(spec.argv[0], e))
     except Exception as e:  # noqa: BLE001 - never return from a forked child
-        _exec_failed(err_w, 126, f"exec setup failed: {e}")
+        _exec_failed(err_w, 126, f"exec setup failed: {reason(e)}")
 
 
 def _exec_failed(err_w: int, code: int, message: str) -> NoReturn:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from cshell.engine import syscalls as sc
 from cshell.engine import trace
 from cshell.engine.state import DEFAULT_ROOT, StateRoot, atomic_write, file_lock
-from cshell.errors import Conflict, CShellError, RuntimeFailure, UsageError
+from cshell.errors import Conflict, CShellError, RuntimeFailure, UsageError, reason
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
@@ -433,17 +433,17 @@ class Network:
                     self.release(lease.container)
                     fixed.append(f"lease {lease.ip}")
                 except (CShellError, OSError) as e:
-                    errors.append(f"lease {lease.ip}: {e}")
+                    errors.append(f"lease {lease.ip}: {reason(e)}")
         try:
             fixed += self.sweep(rules)
         except (CShellError, OSError) as e:
-            errors.append(f"stray veths/rules: {e}")
+            errors.append(f"stray veths/rules: {reason(e)}")
         if self.bridge_exists() and not self.leases.all():
             try:
                 self.drop_bridge()
                 fixed.append(f"bridge {self.bridge}")
             except (CShellError, OSError) as e:
-                errors.append(f"bridge {self.bridge}: {e}")
+                errors.append(f"bridge {self.bridge}: {reason(e)}")
         if errors:
             raise RuntimeFailure("; ".join(errors), "`system check --repair` retries")
         return fixed

@@ -238,7 +238,7 @@ def _wire(network: Network, net: NetPlan, netns: InitNetns | None, pid: int) -> 
         netns.close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        return f"125\t{getattr(e, 'message', None) or f'network setup failed: {e}'}"
+        return f"125\t{getattr(e, 'message', None) or f'network setup failed: {reason(e)}'}"
     return ""
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from cshell.engine import cgroups, trace
 from cshell.engine.state import Cleanup, human_size, mounts_below
+from cshell.errors import reason
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
@@ -376,10 +377,10 @@ def _check_images(ck: Checker) -> None:
                 raise ValueError("its config blob is damaged")
         except (CShellError, OSError, ValueError, KeyError, TypeError) as e:
             if _config_digest(store, digest) in used or any(n in used for n in names):
-                ck.problem(f"image {label}", f"cannot be read ({e}); a container was made from it, so it stays",
+                ck.problem(f"image {label}", f"cannot be read ({reason(e)}); a container was made from it, so it stays",
                            repair="")
             else:
-                ck.problem(f"image {label}", f"cannot be read ({e})",
+                ck.problem(f"image {label}", f"cannot be read ({reason(e)})",
                            lambda d=digest: _drop_manifest(store, d), "removed its name(s) from the index")
             continue
         for layer in image.layers:
