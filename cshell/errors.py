@@ -54,12 +54,13 @@ class ContainerCommandError(CShellError):
 
 
 def reason(e: BaseException) -> str:
-    """An exception as words for a user: a CShellError's message, an OSError's strerror (never
-    "[Errno N] ..."), else its text, else what its type says."""
+    """An exception as words for a user: a CShellError's message, an OSError's strerror and the
+    file it names (never "[Errno N] ..."), else its text, else what its type says."""
     if isinstance(e, CShellError):
         return e.message
     if isinstance(e, OSError) and e.strerror:
-        return e.strerror
+        names = [str(n) for n in (e.filename, e.filename2) if n is not None and not isinstance(n, int)]
+        return f"{' -> '.join(names)}: {e.strerror}" if names else e.strerror
     if isinstance(e, EOFError):
         return str(e) or "the data ends early"
     return str(e) or type(e).__name__
