@@ -62,8 +62,8 @@ start_libvirt() {
     pgrep -x virtlogd >/dev/null || { log "starting virtlogd -d"; virtlogd -d; }
     pgrep -x libvirtd >/dev/null || { log "starting libvirtd -d"; libvirtd -d; }
     local i
-    for i in $(seq 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
-    virsh -c qemu:///system version >/dev/null
+    for i in $(seq 50); do virsh -c qemu:///system uri >/dev/null 2>&1 && break; sleep 0.2; done
+    virsh -c qemu:///system uri >/dev/null
     # vagrant-libvirt keeps box images and VM disks in the storage pool `default`
     if ! virsh -q pool-info default >/dev/null 2>&1; then
         log "defining the libvirt storage pool default (/var/lib/libvirt/images)"
