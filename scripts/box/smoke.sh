@@ -21,10 +21,16 @@ log() { printf 'smoke: %s\n' "$*" >&2; }
 # run "$@", its output in $LOG (without vagrant-libvirt's upload progress), and print its time
 timed() {
     local name=$1 t0=$EPOCHREALTIME rc=0; shift
-    "$@" 2>&1 | tr '\r' '\n' | grep --line-buffered -v 'Progress: ' >> "$LOG" || rc=$?
+    echo "== $name: $*" >> "$LOG"
+    "$@" 2>&1 | tr '\r' '\n' | grep --line-buffered -v 'Progress: ' | stamp "$t0" >> "$LOG" || rc=$?
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
     awk -v n="$name" -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN{printf "vm-timing: %-24s %7.1f s\n", n, a-b}' >&2
     return $rc
+}
+
+stamp() {  # prefix each line with the seconds since $1
+    local l; while IFS= read -r l; do
+        awk -v a="$EPOCHREALTIME" -v b="$1" -v l="$l" 'BEGIN{printf "%6.1f %s\n", a-b, l}'; done
 }
 
 leftovers() {  # one line per thing of ours that exists now
