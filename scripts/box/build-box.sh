@@ -46,7 +46,7 @@ EOF
 host_packages() {
     local p missing=()
     for p in $HOST_PKGS; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
     done
     [ ${#missing[@]} = 0 ] && return 0
     log "apt-get install ${missing[*]}"
@@ -70,7 +70,7 @@ start_libvirt() {
         virsh -q pool-define-as default dir --target /var/lib/libvirt/images >/dev/null
         virsh -q pool-autostart default >/dev/null
     fi
-    virsh -q pool-info default | grep -q 'State: *running' || virsh -q pool-start default >/dev/null
+    case $(virsh -q pool-info default) in *running*) ;; *) virsh -q pool-start default >/dev/null ;; esac
 }
 
 # --- the cache ---------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ box_is_current() {
     [ -f "$BOXDIR/box.key" ] && [ "$(cat "$BOXDIR/box.key")" = "$1" ] &&
         [ -f "$BOXDIR/cshell-bookworm-local.box" ] &&
         [ -f "$BOOT_DIR/vmlinux" ] && [ -f "$BOOT_DIR/initrd.img" ] &&
-        vagrant box list 2>/dev/null | grep -q "^$BOX_NAME .*libvirt"
+        [[ $(vagrant box list 2>/dev/null) == *"$BOX_NAME (libvirt"* ]]
 }
 
 # --- the box's contents ------------------------------------------------------------------------

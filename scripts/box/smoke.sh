@@ -50,7 +50,7 @@ destroy()      { timed "vagrant destroy" vagrant destroy -f; }
 
 main() {
     [ "$(id -u)" = 0 ] || { log "run as root"; exit 1; }
-    vagrant box list | grep -q "^$CSHELL_BOX " || { log "no box $CSHELL_BOX: run make box first"; exit 1; }
+    [[ $(vagrant box list) == *"$CSHELL_BOX (libvirt"* ]] || { log "no box $CSHELL_BOX: run make box first"; exit 1; }
     local before rc=0
     before=$(leftovers)
     log "log: $LOG"
