@@ -59,6 +59,7 @@ start_libvirt() {
     if [ -d /run/systemd/system ]; then
         systemctl start virtlogd.socket libvirtd.service 2>/dev/null || true
     fi
+    kvm_device_permissions
     pgrep -x virtlogd >/dev/null || { log "starting virtlogd -d"; virtlogd -d; }
     pgrep -x libvirtd >/dev/null || { log "starting libvirtd -d"; libvirtd -d; }
     local i
@@ -71,6 +72,16 @@ start_libvirt() {
         virsh -q pool-autostart default >/dev/null
     fi
     case $(virsh -q pool-info default) in *running*) ;; *) virsh -q pool-start default >/dev/null ;; esac
+}
+
+# Without udev, /dev/kvm stays root-only (0600) instead of Debian's root:kvm 0660. libvirt then
+# finds "KVM was enabled when probing, but it is not available now" for qemu's user, throws
+# its QEMU capability cache away and probes QEMU again (~4 s) at every API call that needs
+# it: vagrant up waited ~110 s on that. Debian's own udev rule fixes it; only that is done.
+kvm_device_permissions() {
+    [ -c /dev/kvm ] && [ "$(stat -c %G:%a /dev/kvm)" = root:600 ] && getent group kvm >/dev/null || return 0
+    log "/dev/kvm: root:kvm 0660, as Debian's udev rule makes it (no udev here)"
+    chgrp kvm /dev/kvm && chmod 660 /dev/kvm
 }
 
 # --- the cache ---------------------------------------------------------------------------------

@@ -44,6 +44,10 @@ leftovers() {  # one line per thing of ours that exists now
 }
 
 boot_to_ssh()  { timed "boot to ssh (up)" vagrant up --provider=libvirt --no-provision; }
+guest_boot()   {  # the guest's own view: kernel + systemd until multi-user
+    local t; t=$(vagrant ssh -c 'systemd-analyze time' 2>/dev/null | tr -d '\r' | grep -m1 'Startup finished') || return 0
+    log "in the guest: $t"
+}
 provision()    { timed provisioning vagrant provision; }
 lesson08()     { timed "lesson08 --fast in VM" vagrant ssh -c 'sudo cshell --script lesson08.cs --fast'; }
 destroy()      { timed "vagrant destroy" vagrant destroy -f; }
@@ -54,7 +58,7 @@ main() {
     local before rc=0
     before=$(leftovers)
     log "log: $LOG"
-    boot_to_ssh && provision && lesson08 || rc=$?
+    boot_to_ssh && guest_boot && provision && lesson08 || rc=$?
     [ $rc = 0 ] || { log "FAILED (rc=$rc); last lines of $LOG:"; tail -n 40 "$LOG" >&2; }
     [ -n "${KEEP:-}" ] && { log "KEEP=1: VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH"; return $rc; }
     destroy || rc=1
