@@ -24,7 +24,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: help deps venv vm-image test-v2 demo test lint bench clean
+.PHONY: help deps venv vm-image test-v2 demo test lint bench clean box box-clean box-smoke
 
 # cshell creates namespaces, mounts and cgroups: everything but `help` needs root.
 ifneq ($(shell id -u),0)
@@ -37,7 +37,8 @@ help:
 	@echo "make demo    install what is needed, then replay lesson 08 (the article)"
 	@echo "make test    ruff + pytest (as root: the kernel tests make real containers)"
 	@echo "make bench   cshell vs runc and crun (BENCH_ARGS='--runs 50 --json out.json')"
-	@echo "make deps | venv | vm-image | test-v2 | lint | clean"
+	@echo "make box     build the Vagrant box cshell/bookworm-local here (libvirt; see README)"
+	@echo "make deps | venv | vm-image | test-v2 | lint | clean | box-clean | box-smoke"
 
 deps:
 	$(call apt_ensure,$(APT_PKGS))
@@ -77,6 +78,21 @@ test: deps venv vm-image
 
 lint: venv
 	$(VENV)/bin/ruff check cshell tests bench
+
+# The students' VM, offline: a libvirt Vagrant box built from Debian packages, with everything
+# provisioning installs already inside; also installs and starts libvirt on this host.
+# Cached in $(BOXDIR) until the packages or scripts that make it change.
+#   make box && CSHELL_BOX=cshell/bookworm-local vagrant up --provider=libvirt
+BOXDIR ?= /var/tmp/cshell-box
+box:
+	BOXDIR=$(BOXDIR) scripts/box/build-box.sh build
+
+box-clean:
+	BOXDIR=$(BOXDIR) scripts/box/build-box.sh clean
+
+# The local box for real: vagrant up, provisioning, lesson08 --fast inside, destroy (timed).
+box-smoke: box
+	scripts/box/smoke.sh
 
 bench: deps venv
 	$(call apt_ensure,$(BENCH_PKGS))
