@@ -50,6 +50,11 @@ guest_boot()   {  # the guest's own view: kernel + systemd until multi-user
 }
 provision()    { timed provisioning vagrant provision; }
 lesson08()     { timed "lesson08 --fast in VM" vagrant ssh -c 'sudo cshell --script lesson08.cs --fast'; }
+as_student()   { timed "cshell as vagrant" vagrant ssh -c 'cshell run --rm busybox id -u | grep -qx 0'; }  # re-runs via sudo
+no_failed()    {  # no unit of ours (or anyone's) failed during the lesson
+    local failed; failed=$(vagrant ssh -c 'systemctl --failed --no-legend --plain' 2>/dev/null | tr -d '\r')
+    [ -z "$failed" ] || { log "systemctl --failed: $failed"; return 1; }
+}
 destroy()      { timed "vagrant destroy" vagrant destroy -f; }
 
 main() {
@@ -58,7 +63,7 @@ main() {
     local before rc=0
     before=$(leftovers)
     log "log: $LOG"
-    boot_to_ssh && guest_boot && provision && lesson08 || rc=$?
+    boot_to_ssh && guest_boot && provision && lesson08 && as_student && no_failed || rc=$?
     [ $rc = 0 ] || { log "FAILED (rc=$rc); last lines of $LOG:"; tail -n 40 "$LOG" >&2; }
     [ -n "${KEEP:-}" ] && { log "KEEP=1: VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH"; return $rc; }
     destroy || rc=1
