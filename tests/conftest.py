@@ -175,15 +175,16 @@ def _cshell_processes() -> dict[tuple[int, str], str]:
         stat = _read(f"/proc/{entry}/stat")
         if not stat or stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
             continue  # gone, or a zombie an init has not reaped yet: holds nothing
-        if "cshell-shim" in cmdline or "cshell-shim" in comm or "/cshell/" in cgroup:
+        if "cshell-shim" in cmdline or "cshell-shim" in comm or "/cshell/" in cgroup or "/cshell.slice/" in cgroup:
             start = stat.rsplit(")", 1)[1].split()[19]
             found[(int(entry), start)] = f"pid {entry} ({comm}): {cmdline[:120]}"
     return found
 
 
 def _cgroup_dirs() -> set[str]:
-    # v1/hybrid: one per controller; v2: one directory.
-    paths = glob.glob("/sys/fs/cgroup/*/cshell/*/") + glob.glob("/sys/fs/cgroup/cshell/*/")
+    # v1/hybrid: one per controller; v2: one directory; v2 under systemd: a scope per container.
+    paths = (glob.glob("/sys/fs/cgroup/*/cshell/*/") + glob.glob("/sys/fs/cgroup/cshell/*/")
+             + glob.glob("/sys/fs/cgroup/cshell.slice/cshell-*.scope/"))
     return {p.rstrip("/") for p in paths}
 
 

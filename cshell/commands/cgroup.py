@@ -9,8 +9,19 @@ from cshell.commands.registry import CONTAINER, Pos, command
 from cshell.errors import Conflict
 
 FILES_HELP = """
-v1 (one directory per controller: /sys/fs/cgroup/CONTROLLER/cshell/ID) and v2
-(one directory: /sys/fs/cgroup/cshell/ID) name the same limits differently:
+Where the groups are. v1: one directory per controller, /sys/fs/cgroup/CONTROLLER/cshell/ID.
+v2: one directory, /sys/fs/cgroup/cshell/ID. v2 on a machine booted by systemd (the
+students' VM): systemd owns the tree there and lets a program change only a subtree it
+has delegated, so, as runc's systemd driver does, cshell asks systemd (D-Bus,
+StartTransientUnit) for a scope per container, cshell.slice/cshell-ID12.scope, with
+Delegate=yes. The shim lives in its shim/ group (so it leaves your ssh session's
+scope and survives your logout), the container in container/, where the limits go;
+systemd never writes inside a delegated subtree, so `systemctl daemon-reload` keeps
+them, and `systemctl status cshell-ID12.scope` shows the container.
+CSHELL_CGROUP_DRIVER=cgroupfs asks for the plain layout instead (docker's
+native.cgroupdriver=cgroupfs).
+
+v1 and v2 name the same limits differently:
 
 | limit | cgroup v1 | cgroup v2 |
 |---|---|---|

@@ -30,6 +30,22 @@ def is_v2() -> bool:
     return (CGROUP_ROOT / "cgroup.controllers").exists()
 
 
+def systemd_driver() -> bool:
+    """cgroup v2 under systemd: each container in a delegated scope (systemd.py)."""
+    from cshell.engine import systemd
+
+    return is_v2() and systemd.booted()
+
+
+def relative(cid: str) -> str:
+    """The container's group as /proc/PID/cgroup shows it (v1: in each controller's tree)."""
+    if systemd_driver():
+        from cshell.engine import systemd
+
+        return f"{systemd.scope_path(cid)}/container"
+    return f"/{GROUP}/{cid}"
+
+
 def container_dirs(cid: str, cpuset: bool = False) -> list[Path]:
     """Every cgroup directory that belongs to the container (existing or not).
 
@@ -37,7 +53,7 @@ def container_dirs(cid: str, cpuset: bool = False) -> list[Path]:
     for or when it exists.
     """
     if is_v2():
-        return [CGROUP_ROOT / GROUP / cid]
+        return [CGROUP_ROOT / relative(cid).lstrip("/")]
     dirs = []
     wanted = cpuset or (CGROUP_ROOT / "cpuset" / GROUP / cid).is_dir()
     for controller in V1_CONTROLLERS + (("cpuset",) if wanted else ()):
@@ -48,16 +64,19 @@ def container_dirs(cid: str, cpuset: bool = False) -> list[Path]:
     return dirs
 
 
-def _enable_v2_controllers(parent: Path) -> None:
-    """Let children of cshell/ have memory, pids and cpu files (v2 delegation)."""
-    available = (parent.parent / "cgroup.subtree_control").read_text().split()
-    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
+def _enable_v2_controllers(parent: Path, cpuset: bool = True) -> None:
+    """Let children of PARENT (cshell/, or a container's scope) have memory, pids and cpu files."""
+    available = (parent / "cgroup.controllers").read_text().split()
+    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available and (cpuset or c != "cpuset"))
     if wanted:
         with contextlib.suppress(OSError):
             (parent / "cgroup.subtree_control").write_text(wanted)
 
 
-def create(cid: str, cpuset: bool = False) -> list[Path]:
+def create(cid: str, cpuset: bool = False, name: str = "") -> list[Path]:
+    """The container's groups, made by its shim (which, under systemd, moves into the scope)."""
+    if systemd_driver():
+        return [_create_in_scope(cid, cpuset, name)]
     dirs = container_dirs(cid, cpuset)
     for d in dirs:
         trace.step(f"mkdir {d}")
@@ -71,6 +90,24 @@ def create(cid: str, cpuset: bool = False) -> list[Path]:
     return dirs
 
 
+def _create_in_scope(cid: str, cpuset: bool, name: str) -> Path:
+    """systemd makes the scope with us (the shim) in it; the subtree below is ours: the shim
+    moves to shim/ (v2 lets only a group without processes hand controllers down), and
+    PID 1 will go to container/, where the limits are written."""
+    from cshell.engine import systemd
+
+    systemd.start_scope(cid, os.getpid(), f"cshell container {name or cid[:12]}")
+    scope = container_dirs(cid)[0].parent
+    trace.step(f"mkdir {scope}/shim; echo {os.getpid()} > {scope}/shim/cgroup.procs")
+    (scope / "shim").mkdir(exist_ok=True)
+    (scope / "shim" / "cgroup.procs").write_text(str(os.getpid()))
+    _enable_v2_controllers(scope, cpuset)
+    group = scope / "container"
+    trace.step(f"mkdir {group}")
+    group.mkdir(exist_ok=True)
+    return group
+
+
 def _ensure_parent(parent: Path, cpuset: bool) -> None:
     if not parent.exists():
         parent.mkdir(exist_ok=True)
@@ -81,8 +118,9 @@ def _ensure_parent(parent: Path, cpuset: bool) -> None:
 
 
 def _enable_v2_cpuset(parent: Path) -> None:
-    """v2 --cpuset-cpus: the cpuset controller must be delegated down to cshell/ (as runc does)."""
-    for d in (parent.parent, parent):
+    """v2 --cpuset-cpus: the cpuset controller must be delegated down to cshell/ (as runc does);
+    under systemd only the scope is ours (Delegate=yes has given it every controller)."""
+    for d in (parent,) if systemd_driver() else (parent.parent, parent):
         control = d / "cgroup.subtree_control"
         if "cpuset" not in control.read_text().split():
             trace.step(f"echo +cpuset > {control}")
@@ -90,9 +128,9 @@ def _enable_v2_cpuset(parent: Path) -> None:
                 control.write_text("+cpuset")
 
 
-def enable_v2_cpuset() -> None:
+def enable_v2_cpuset(cid: str) -> None:
     """v2: delegate cpuset to a running container's group (cgroup set cpuset-cpus=…)."""
-    _enable_v2_cpuset(CGROUP_ROOT / GROUP)
+    _enable_v2_cpuset(container_dirs(cid)[0].parent)
 
 
 def prepare_cpuset(group: Path) -> None:
@@ -133,7 +171,19 @@ def remove(cid: str, wait: float = 1.0) -> list[Path]:
                     break
                 time.sleep(0.005)
     _remove_empty_parents(dirs)
+    if systemd_driver() and not left:
+        _stop_scope_unless_ours(cid)
     return left
+
+
+def _stop_scope_unless_ours(cid: str) -> None:
+    """The shim ends its scope by leaving it (an empty scope is collected); anyone else
+    removing the container (its shim killed) asks systemd to stop what is left."""
+    from cshell.engine import systemd
+
+    scope = container_dirs(cid)[0].parent
+    if scope.is_dir() and systemd.scope_path(cid) not in Path("/proc/self/cgroup").read_text():
+        systemd.stop_scope(cid)
 
 
 def _remove_empty_parents(dirs: list[Path]) -> None:
@@ -156,7 +206,7 @@ def remove_orphans(min_age: float = 10) -> list[str]:
     never touched; the age check spares one whose shim is filling it right now.
     """
     parents = [CGROUP_ROOT / GROUP] if is_v2() else [CGROUP_ROOT / c / GROUP for c in (*V1_CONTROLLERS, "cpuset")]
-    removed = []
+    removed = _stop_empty_scopes(min_age) if systemd_driver() else []
     for parent in parents:
         if not parent.is_dir():
             continue
@@ -166,6 +216,19 @@ def remove_orphans(min_age: float = 10) -> list[str]:
                     os.rmdir(d)
                     removed.append(str(d))
     return removed
+
+
+def _stop_empty_scopes(min_age: float) -> list[str]:
+    """Scopes of ours with no process left (a shim killed before systemd noticed)."""
+    from cshell.engine import systemd
+
+    stopped = []
+    for scope in systemd.scopes():
+        with contextlib.suppress(OSError):
+            if "populated 0" in (scope / "cgroup.events").read_text() and time.time() - scope.stat().st_mtime > min_age:
+                systemd.stop_scope(scope.name.removeprefix("cshell-").removesuffix(".scope"))
+                stopped.append(str(scope))
+    return stopped
 
 
 @contextlib.contextmanager

@@ -965,7 +965,15 @@ def _published_ports(opts: RunOptions, mode: str, img_cfg: dict[str, Any]) -> li
 
 
 def check_overlay_supported() -> None:
-    with open("/proc/filesystems") as f:
-        if "\toverlay\n" in f.read():
-            return
+    """overlayfs is there, or loaded now: a fresh Debian VM has it as a module nobody has
+    asked for yet (mount(2) would load it, but we look before we mount)."""
+    for attempt in (1, 2):
+        with open("/proc/filesystems") as f:
+            if "\toverlay\n" in f.read():
+                return
+        if attempt == 1:
+            import subprocess
+
+            trace.step("modprobe overlay  # not loaded yet")
+            subprocess.run(["modprobe", "overlay"], capture_output=True, check=False)
     raise RuntimeFailure("this kernel has no overlayfs", "load it: modprobe overlay")

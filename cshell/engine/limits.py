@@ -189,7 +189,7 @@ def _files_v2(lim: dict[str, Any]) -> list[Write]:
 
 def group_dir(cid: str, controller: str) -> Path:
     if cgroups.is_v2():
-        return cgroups.CGROUP_ROOT / cgroups.GROUP / cid
+        return cgroups.container_dirs(cid)[0]
     return cgroups.CGROUP_ROOT / controller / cgroups.GROUP / cid
 
 
@@ -244,7 +244,7 @@ def set_values(cid: str, assignments: list[str],
         writes = [w for w in writes if w.file not in ("memory.memsw.limit_in_bytes", "memory.swap.max")]
         _check_below_memsw(cid, limits.get("memory"), recorded)
     if "cpuset_cpus" in limits and cgroups.is_v2():
-        cgroups.enable_v2_cpuset()  # docker update --cpuset-cpus works on any container
+        cgroups.enable_v2_cpuset(cid)  # docker update --cpuset-cpus works on any container
     targets = [(group_dir(cid, w.controller) / w.file, w.value) for w in _ordered(cid, writes)]
     for path, _ in targets:
         if not path.parent.is_dir():

@@ -144,7 +144,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     state = StateWriter(container)
     state.reserve_space()
     limits = container.config.get("limits") or {}
-    cgroups.create(container.id, cpuset="cpuset_cpus" in limits)
+    cgroups.create(container.id, cpuset="cpuset_cpus" in limits, name=container.name)
     try:  # before PID 1 is in the group: it never runs unlimited
         apply_limits(container.id, limits)
     except CShellError as e:

@@ -518,7 +518,7 @@ def _in_cgroup(pid: int, cid: str) -> bool:
         text = Path(f"/proc/{pid}/cgroup").read_text()
     except OSError:
         return False
-    return f"/{cgroups.GROUP}/{cid}" in text
+    return cgroups.relative(cid) in text
 
 
 def _check_network(ck: Checker) -> None:

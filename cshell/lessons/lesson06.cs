@@ -99,7 +99,7 @@ say:
   zh: `/proc/PID/cgroup` 说明一个进程属于哪个组。这些组就是挂载在 `/sys/fs/cgroup`
       下的一个特殊文件系统里的目录；cshell 把每个容器放在 `cshell/<容器 ID>` 里。
 !cat /proc/$PID/cgroup
-expect /cshell\/[0-9a-f]{64}$/
+expect /(cshell\/[0-9a-f]{64}|cshell-[0-9a-f]{12}\.scope\/container)$/
 cgroup show hog
 expect /(cpu\.cfs_quota_us|cpu\.max) = (50000|"?50000 100000"?)/
 reality:
