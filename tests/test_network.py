@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import Cshell, wait_for
 
-from cshell.engine import ipam, network, portmap
+from cshell.engine.net import ipam, network, portmap
 from cshell.engine.state import StateRoot
 from cshell.errors import Conflict, RuntimeFailure, UsageError
 

@@ -9,7 +9,7 @@ from cshell.engine.state import StateRoot
 from cshell.views.console import Output
 
 if TYPE_CHECKING:
-    from cshell.engine.containers import Runtime
+    from cshell.engine.container.containers import Runtime
 
 
 class Context:
@@ -24,7 +24,7 @@ class Context:
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            from cshell.engine.containers import Runtime
+            from cshell.engine.container.containers import Runtime
 
             self._runtime = Runtime(self.root)
         return self._runtime

@@ -258,8 +258,8 @@ def detach_mount(point: str) -> None:
     """umount2(MNT_DETACH): gone from the tree now, freed once nothing uses it (EINVAL: not a mount)."""
     import errno
 
-    from cshell.engine import syscalls as sc
     from cshell.engine import trace
+    from cshell.engine.kernel import syscalls as sc
 
     trace.step(f"umount2({point!r}, MNT_DETACH)  # a mount a crash left on the host")
     try:
