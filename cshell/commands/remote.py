@@ -135,7 +135,7 @@ encryption: the file's mode is the protection, as with docker. Without
 """,
 )
 def login(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.registry.distribution import login as do_login
+    from cshell.engine.registry.login import login as do_login
 
     user = args.username or _ask("Username: ", secret=False)
     password = _password(ctx, args)
@@ -155,7 +155,7 @@ def login(ctx: Context, args: SimpleNamespace) -> int:
     details="Removes the registry's entry from `auths` in `~/.cshell/config.json` (or `$CSHELL_CONFIG`).",
 )
 def logout(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.registry.distribution import logout as do_logout
+    from cshell.engine.registry.login import logout as do_logout
 
     registry, removed = do_logout(args.server)
     ctx.out.text(f"Removing login credentials for {registry}" if removed else f"Not logged in to {registry}")

@@ -155,7 +155,7 @@ the command at `run`. Prints the new image's id.""",
 )
 def import_(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.container.export import ImportOptions, import_rootfs
-    from cshell.engine.image.store import normalize_ref
+    from cshell.engine.image.reference import normalize_ref
 
     ctx.root.ensure()
     if args.name:

@@ -24,6 +24,11 @@ from typing import Any, TypeVar
 
 from cshell.errors import PrivilegeError, RuntimeFailure, reason
 
+try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
+    from _sha256 import sha256 as _sha256
+except ImportError:  # newer Pythons
+    from hashlib import sha256 as _sha256
+
 DEFAULT_ROOT = "/var/lib/cshell"
 T = TypeVar("T")
 
@@ -267,3 +272,25 @@ def detach_mount(point: str) -> None:
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOENT):
             raise
+
+
+# -- digests and times, the way the state files write them ---------------------------------------
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + _sha256(data).hexdigest()
+
+
+def now() -> str:
+    """RFC 3339 in UTC with microseconds, the way docker inspect shows times."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def parse_time(stamp: str) -> float:
+    """Seconds since the epoch for a stamp written by now() (0 when unset)."""
+    import calendar
+
+    if not stamp or stamp.startswith("0001"):
+        return 0.0
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cshell.engine.container.containers import Container
-from cshell.engine.container.shim import parse_time
+from cshell.engine.state import parse_time
 
 STATUS_STYLE = {"running": "green", "exited": "dim", "created": "yellow"}
 

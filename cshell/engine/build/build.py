@@ -46,7 +46,7 @@ from cshell.engine.build import commit as images
 from cshell.engine import trace
 from cshell.engine.build.context import BuildContext, CopyPlan, write_tar
 from cshell.engine.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand
-from cshell.engine.container.shim import now
+from cshell.engine.state import now
 from cshell.engine.state import new_id
 from cshell.engine.image.store import Image, Layer, normalize_ref
 from cshell.errors import ContainerCommandError, CShellError, NotFound, RuntimeFailure, UsageError

@@ -21,7 +21,7 @@ from cshell.engine.image import diff
 from cshell.engine.image import imageconfig
 
 from cshell.engine import trace
-from cshell.engine.container.shim import now
+from cshell.engine.state import now
 from cshell.engine.image.store import Image, Store
 from cshell.record import record
 

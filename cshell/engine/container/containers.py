@@ -15,9 +15,9 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cshell.engine import trace
 from cshell.engine.container.environment import check_variable, merge_env, user_env
@@ -27,7 +27,7 @@ from cshell.engine.container.rootfs import RootfsPlan, make_init_layer
 from cshell.engine.container.security import inspect_host_config as inspect_security
 from cshell.engine.container.security import plan as security_plan
 from cshell.engine.container.security import settings as security_settings
-from cshell.engine.container.shim import ShimIO, now, run_shim
+from cshell.engine.container.shim import ShimIO, run_shim
 from cshell.engine.kernel import namespaces, terminal
 from cshell.engine.kernel.processes import (
     StatusChannel,
@@ -48,6 +48,7 @@ from cshell.engine.state import (
     file_lock,
     mounts_below,
     new_id,
+    now,
     read_json,
     write_json,
 )
@@ -62,6 +63,9 @@ from cshell.errors import (
     printable,
 )
 from cshell.record import factory, record
+
+if TYPE_CHECKING:
+    from cshell.engine.image.store import Image, Store
 
 LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
 PARTIAL_DOWNLOAD_AGE = 24 * 3600  # a pull's .part files wait this long for a pull to resume them
@@ -319,17 +323,31 @@ def _default_resolv_conf() -> bytes:
     return ("\n".join(keep) + "\n").encode()
 
 
+def pull_missing(store: Store, ref: str) -> Image:
+    """What `run` and `build` do with an image that is not here: pull it (or bootstrap a base)."""
+    from cshell.engine.registry.fetch import fetch_missing  # only then: the registry code
+
+    return fetch_missing(store, ref)
+
+
 class Runtime:
-    def __init__(self, root: StateRoot) -> None:
+    """The containers of one state root, and its image store.
+
+    ``fetch`` is where an image that is not here comes from (``fetch(store, ref)``); by
+    default ``pull_missing``, as docker run pulls; None: only images that are here.
+    """
+
+    def __init__(self, root: StateRoot, fetch: Callable[[Store, str], Image] | None = pull_missing) -> None:
         self.root = root
+        self.fetch = fetch
         self._store = None
 
     @property
-    def store(self):  # noqa: ANN201 - lazy: most commands never need the image store
+    def store(self) -> Store:  # lazy: most commands never need the image store
         if self._store is None:
             from cshell.engine.image.store import Store
 
-            self._store = Store(self.root)
+            self._store = Store(self.root, fetch=self.fetch)
         return self._store
 
     # -- finding ------------------------------------------------------------------

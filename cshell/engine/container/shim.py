@@ -29,7 +29,7 @@ from cshell.engine.limits import cgroups
 from cshell.engine.limits.limits import apply as apply_limits
 from cshell.engine.limits.limits import oom_killed
 from cshell.engine.net.network import InitNetns, NetPlan, Network
-from cshell.engine.state import StateRoot
+from cshell.engine.state import StateRoot, now
 from cshell.errors import CShellError, reason
 from cshell.record import record
 
@@ -97,22 +97,6 @@ class LogResult:
 
     def state(self) -> dict[str, object]:
         return {"log_dropped": self.dropped, "log_error": self.error}
-
-
-def now() -> str:
-    """RFC 3339 in UTC with microseconds, the way docker inspect shows times."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
-
-
-def parse_time(stamp: str) -> float:
-    """Seconds since the epoch for a stamp written by now() (0 when unset)."""
-    import calendar
-
-    if not stamp or stamp.startswith("0001"):
-        return 0.0
-    whole, _, frac = stamp.rstrip("Z").partition(".")
-    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
 
 
 def _detach_from_shell(io: ShimIO) -> None:

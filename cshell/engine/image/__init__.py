@@ -1,7 +1,9 @@
 """Images: what an image is and where it is kept, before any container runs it.
 
     store.py        the image store: OCI layout (blobs, index, tags), layers unpacked once
-                    per chain id, garbage collection
+                    per chain id, garbage collection; a missing image is fetched only by
+                    the ``fetch`` its maker hands to ``Store`` (the Runtime: registry/fetch.py)
+    reference.py    image names: NAME[:TAG][@DIGEST], and docker.io's defaults
     archive.py      layer tars in and out: where a layer is unpacked (whiteouts, safe tar)
     diff.py         a container's upper directory read as a layer (for commit and export)
     imageconfig.py  the settings an image carries (CMD, ENV, USER, ...), Docker's #(nop) steps

@@ -111,7 +111,7 @@ class Bootstrapped:
 
 
 def recipe_for(ref: str) -> Recipe | None:
-    from cshell.engine.image.store import normalize_ref
+    from cshell.engine.image.reference import normalize_ref
 
     try:
         return RECIPES.get(normalize_ref(ref))
@@ -139,7 +139,7 @@ def bootstrap(store: Store, ref: str, unreachable: str | None = None) -> Image:
 
 def build(store: Store, ref: str, force: bool = False, announce: bool = True) -> Bootstrapped:
     """`image bootstrap REF`: build the image (unless it is here and not ``force``) and tag it."""
-    from cshell.engine.image.store import normalize_ref
+    from cshell.engine.image.reference import normalize_ref
 
     recipe = recipe_for(ref)
     if recipe is None:

@@ -19,55 +19,35 @@ blobs and layers nothing refers to.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cshell.engine import trace
+from cshell.engine.image.reference import normalize_ref, parse_remote, ref_pattern
 from cshell.engine.state import (
     StateRoot,
     abandoned,
     atomic_write,
     hold,
     read_json,
+    sha256,
     space_checked,
     write_json,
 )
-from cshell.errors import Conflict, NotFound, RuntimeFailure, UsageError
+from cshell.errors import Conflict, NotFound, RuntimeFailure
 from cshell.record import factory, record
-
-try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
-    from _sha256 import sha256 as _sha256
-except ImportError:  # newer Pythons
-    from hashlib import sha256 as _sha256
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
 NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
-
-# Docker's reference grammar (distribution/reference), without the docker.io defaults.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?)"
-@functools.cache
-def ref_pattern() -> re.Pattern[str]:
-    """Compiled on first use: most commands never parse an image name."""
-    return re.compile(
-        rf"^(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-        r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-    )
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + _sha256(data).hexdigest()
-
 
 def bulk_hasher():  # noqa: ANN201 - a hashlib object
     """For megabytes: OpenSSL's sha256 (SHA-NI) is ~7x the builtin one; worth its import then."""
@@ -82,17 +62,6 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     for diff_id in diff_ids:
         chains.append(diff_id if not chains else sha256(f"{chains[-1]} {diff_id}".encode()))
     return chains
-
-
-def normalize_ref(ref: str) -> str:
-    """NAME[:TAG][@DIGEST] with Docker's default tag: ``busybox`` -> ``busybox:latest``."""
-    match = ref_pattern().match(ref or "")
-    if not match or len(ref) > 255:
-        raise UsageError(f"invalid image name {ref!r}",
-                         "names are lowercase, like busybox, geektime/helloworld:v1 or localhost:5000/app:2")
-    if match["digest"] and not match["tag"]:
-        return ref
-    return ref if match["tag"] else f"{ref}:latest"
 
 
 def is_digest_hex(text: str) -> bool:
@@ -223,8 +192,17 @@ class BlobWriter:
 
 
 class Store:
-    def __init__(self, root: StateRoot) -> None:
+    """The images of one state root.
+
+    The store knows no registry. ``get`` of an image that is not here asks ``fetch``
+    (``fetch(store, ref) -> Image``), the source of missing images its maker hands in:
+    the Runtime hands the registry's ``fetch_missing`` (docker run pulls, or a base image
+    is bootstrapped); a store made without one has only what is here.
+    """
+
+    def __init__(self, root: StateRoot, fetch: Callable[[Store, str], Image] | None = None) -> None:
         self.root = root
+        self.fetch = fetch
         self.blobs = root.images / "blobs" / "sha256"
         self.index_path = root.images / "index.json"
 
@@ -410,8 +388,6 @@ class Store:
         images = self.list(all=True)
         found = next((i for i in images if i.manifest_digest == digest), None)
         if found is None and ref_pattern().match(ref):
-            from cshell.engine.registry.distribution import parse_remote  # NAME@ as docker names it
-
             wanted = f"{parse_remote(ref).familiar}@{digest}"
             found = next((i for i in images if wanted in self.repo_digests(i)), None)
         if found is not None:
@@ -453,13 +429,11 @@ class Store:
         return image
 
     def get(self, ref: str) -> Image:
-        """Like get_local, but pulls a missing image (or builds a base that has a local recipe)."""
+        """Like get_local, but a missing image is fetched by the source the store was given."""
         image = self.find(ref)
-        if image is None:  # docker run/build pull it; offline, a base with a local recipe is built
-            from cshell.engine.registry.distribution import fetch_missing
-
-            return fetch_missing(self, ref)
-        return image
+        if image is None and self.fetch is not None:  # docker run/build pull it
+            return self.fetch(self, ref)
+        return image if image is not None else self.get_local(ref)
 
     def _load(self, manifest_digest: str, refs: list[str]) -> Image:
         manifest = json.loads(self.read_blob(manifest_digest))

@@ -445,7 +445,7 @@ _memory: dict[str, tuple[bytes, int]] = {}
 
 
 def cache_key(profile: dict[str, Any], caps: list[str]) -> str:
-    from cshell.engine.image.store import sha256  # the builtin sha256: hashlib would load OpenSSL
+    from cshell.engine.state import sha256  # the builtin sha256: hashlib would load OpenSSL
 
     text = json.dumps([profile, sorted(caps), os.uname().machine, os.uname().release], sort_keys=True)
     return sha256(text.encode())[7:]

@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cshell.engine.image.reference import DOCKER_HUB
 from cshell.errors import RuntimeFailure
 
-DOCKER_HUB = "docker.io"
 HUB_AUTH_KEY = "https://index.docker.io/v1/"  # the key docker login writes for Docker Hub
 HUB_ALIASES = (HUB_AUTH_KEY, "docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1")
 

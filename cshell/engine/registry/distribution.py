@@ -1,4 +1,4 @@
-"""Registries: image references, endpoints, login, and what pull and push share.
+"""Registries: endpoints, errors, and what pull and push share.
 
 A registry speaks the OCI distribution API (Docker's "registry v2") over HTTP::
 
@@ -12,14 +12,14 @@ A registry speaks the OCI distribution API (Docker's "registry v2") over HTTP::
 
 Everything but the tag is content-addressed: the client checks each sha256.
 ``pull.py`` and ``push.py`` hold the two directions; this module holds the
-references (Docker's defaults: ``busybox`` is ``docker.io/library/busybox:latest``),
-the endpoints (mirrors, http only for loopback and insecure registries), the
+endpoints (mirrors, http only for loopback and insecure registries), the
 small JSON under the state root that remembers which repository each blob
-came from or went to (for cross-repository mounts), the worker pool with its
-progress bars, `login`/`logout`, and what ``Store.get`` calls for an image
-that is not here.
+came from or went to (for cross-repository mounts), and the worker pool with
+its progress bars. References (Docker's defaults: ``busybox`` is
+``docker.io/library/busybox:latest``) are ``image/reference.py``; `login` and
+`logout` are ``login.py``; an image `run` needs that is not here, ``fetch.py``.
 
-Imports stay light: the HTTP machinery (regclient) is imported only when a
+Imports stay light: the HTTP machinery (client.py) is imported only when a
 request is really made.
 """
 
@@ -33,19 +33,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import trace
-from cshell.engine.image.store import ref_pattern
+from cshell.engine.image.reference import DOCKER_HUB, HUB_NAMES, Remote, ref_pattern
 from cshell.engine.registry import config as regconfig
 from cshell.engine.state import StateRoot, read_json, write_json
-from cshell.errors import NotFound, RuntimeFailure, UsageError
+from cshell.errors import RuntimeFailure, UsageError
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
-    from cshell.engine.image.store import Image, Store
     from cshell.engine.registry.client import Response
 
-DOCKER_HUB = regconfig.DOCKER_HUB
 HUB_API = "https://registry-1.docker.io"
-HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 KEEP_REPOS = 8  # repositories remembered per blob (mount sources)
 
 
@@ -126,66 +123,6 @@ class Endpoint:
         return self.url.split("://", 1)[-1].split("/", 1)[0]
 
 
-# -- references ---------------------------------------------------------------------------------
-
-
-@record(frozen=True)
-class Remote:
-    """An image reference with Docker's defaults filled in."""
-
-    registry: str  # "docker.io", "localhost:5000"
-    repository: str  # "library/busybox", "app"
-    tag: str | None
-    digest: str | None = None
-
-    @property
-    def familiar(self) -> str:
-        """The repository as docker shows it: ``busybox``, ``user/app``, ``localhost:5000/app``."""
-        if self.registry == DOCKER_HUB:
-            return self.repository.removeprefix("library/")
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def local(self) -> str | None:
-        """The name in the store (None for a pull by digest only: the image stays untagged)."""
-        return f"{self.familiar}:{self.tag}" if self.tag else None
-
-    @property
-    def reference(self) -> str:
-        return self.digest or self.tag or "latest"
-
-    @property
-    def full(self) -> str:
-        """docker.io/library/busybox:latest, as the last line of `docker pull` prints it."""
-        return f"{self.registry}/{self.repository}" + (f":{self.tag}" if self.tag else "") + \
-            (f"@{self.digest}" if self.digest else "")
-
-    def __str__(self) -> str:
-        return self.familiar + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
-
-
-def parse_remote(ref: str) -> Remote:
-    """Docker's rules: the first part is a registry when it has a '.' or ':' or is localhost."""
-    match = ref_pattern().match(ref or "")
-    if not match or len(ref) > 255:
-        raise UsageError(f"invalid image name {ref!r}",
-                         "names are lowercase, like busybox, geektime/helloworld:v1 or localhost:5000/app:2")
-    first, sep, rest = ref.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, path = first, rest
-    else:
-        registry, path = DOCKER_HUB, ref
-    name, _, digest = path.partition("@")
-    repository, tag = name, None
-    if ":" in name.rsplit("/", 1)[-1]:
-        repository, _, tag = name.rpartition(":")
-    if registry in HUB_NAMES:
-        registry = DOCKER_HUB
-        if "/" not in repository:
-            repository = f"library/{repository}"
-    return Remote(registry, repository, tag or (None if digest else "latest"), digest or None)
-
-
 def registry_name(server: str | None) -> str:
     """What `login SERVER` means: ``https://index.docker.io/v1/`` and no server are Docker Hub."""
     if not server:
@@ -215,81 +152,6 @@ def endpoints(remote: Remote, push: bool = False) -> list[Endpoint]:
 
 def offline() -> bool:
     return os.environ.get("CSHELL_OFFLINE", "") not in ("", "0")
-
-
-# -- Store.get: an image that is not here --------------------------------------------------------
-
-
-def fetch_missing(store: Store, ref: str) -> Image:
-    """Pull it; when no registry can be reached and cshell has a recipe for it, build it instead."""
-    from cshell.engine.image import bootstrap
-
-    remote = parse_remote(ref)
-    if offline():
-        if bootstrap.can_bootstrap(ref):
-            return bootstrap.bootstrap(store, ref)
-        raise NotFound(f"no such image: {ref}", "CSHELL_OFFLINE is set, so nothing is pulled: "
-                       "build, load or `image bootstrap` an image")
-    try:
-        _quick_resolve(remote)
-        from cshell.engine.registry.pull import pull
-
-        pulled = pull(store, ref, implicit=True)
-    except Unreachable as e:
-        if not bootstrap.can_bootstrap(ref):
-            raise NotFound(f"no such image: {ref} (and {remote.registry} is out of reach: {e.message})",
-                           "`images` lists what is here; build, load or `image bootstrap` one") from None
-        trace.step(f"# {e.message}")
-        return bootstrap.bootstrap(store, ref, unreachable=remote.registry)
-    except (NotFound, Unauthorized, RegistryError) as e:
-        raise NotFound(f"no such image: {ref} here, and pulling it failed: {e.message}", e.hint) from None
-    trace.info(f"Unable to find image '{ref}' locally: pulled {pulled.remote.full} ({pulled.digest[:19]}…)")
-    return pulled.image
-
-
-def _quick_resolve(remote: Remote) -> None:
-    """Offline machines fail here in milliseconds, before the HTTP machinery is even imported."""
-    last: Unreachable | None = None
-    for endpoint in endpoints(remote):
-        host = endpoint.netloc.rsplit(":", 1)[0] if endpoint.netloc.count(":") == 1 else endpoint.netloc
-        try:
-            resolve(host.strip("[]"), 443, 3.0)
-            return
-        except Unreachable as e:
-            last = e
-    assert last is not None
-    raise last
-
-
-# -- login ----------------------------------------------------------------------------------------
-
-
-def login(server: str | None, user: str, password: str) -> tuple[str, Path]:
-    """Check the login against the registry (GET /v2/ with it), then store it. Returns (registry, file)."""
-    from cshell.engine.registry.client import Client
-
-    registry = registry_name(server)
-    if not user or not password:
-        raise UsageError("login needs a username and a password", f"login -u USER --password-stdin {registry}")
-    client = Client(endpoint_for(registry), [], creds=(user, password), say=trace.step)
-    try:
-        resp = client.request("GET", "/v2/")
-        resp.close()
-    except Unauthorized:
-        raise Unauthorized(f"login to {registry} failed: incorrect username or password",
-                           "check them and try again; nothing was stored") from None
-    finally:
-        client.close()
-    if resp.status != 200:
-        raise RuntimeFailure(f"{registry} answered GET /v2/ with HTTP {resp.status}",
-                             "is it a registry (the OCI distribution API lives under /v2/)?")
-    trace.step(f"write {regconfig.path()} (mode 0600): auths[{regconfig.auth_key(registry)!r}]")
-    return registry, regconfig.store_credentials(registry, user, password)
-
-
-def logout(server: str | None) -> tuple[str, bool]:
-    registry = registry_name(server)
-    return registry, regconfig.remove_credentials(registry)
 
 
 # -- where blobs came from and went -------------------------------------------------------------------

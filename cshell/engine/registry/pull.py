@@ -51,6 +51,7 @@ from cshell.engine.image.load import (
     diff_ids_of,
     manifest_for,
 )
+from cshell.engine.image.reference import Remote, parse_remote
 from cshell.engine.image.store import (
     MT_CONFIG,
     MT_LAYER,
@@ -72,13 +73,11 @@ from cshell.engine.registry.distribution import (
     Job,
     RegistryError,
     Relay,
-    Remote,
     Unauthorized,
     Unreachable,
     check,
     downloads,
     endpoints,
-    parse_remote,
     run_jobs,
 )
 from cshell.engine.state import space_checked

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cshell.engine import trace
+from cshell.engine.image.reference import Remote, parse_remote
 from cshell.engine.image.store import (
     MT_CONFIG,
     MT_LAYER,
@@ -49,11 +50,9 @@ from cshell.engine.registry.distribution import (
     Interrupted,
     Job,
     Relay,
-    Remote,
     Unauthorized,
     check,
     endpoint_for,
-    parse_remote,
     run_jobs,
 )
 from cshell.errors import NotFound, RuntimeFailure, UsageError

@@ -200,7 +200,7 @@ class Volumes:
             return self.inspect(name)
         self.dir.mkdir(mode=0o701, exist_ok=True)
         (d / "_data").mkdir(parents=True, mode=0o755, exist_ok=True)
-        from cshell.engine.container.shim import now
+        from cshell.engine.state import now
 
         labels = {ANON_LABEL: ""} if anonymous else {}
         write_json(d / "volume.json", {"Name": name, "CreatedAt": now(), "Labels": labels})
