@@ -532,7 +532,7 @@ class Builder:
         def report(done: int) -> None:
             if done - last[0] >= total / 100 or done >= total:
                 last[0] = done
-                trace.progress(label, min(done, total), total)
+                trace.progress(label, min(done, total), total, "bytes")
                 os.utime(staging)  # a step still in progress: reconcile leaves young dirs alone
         return report
 

@@ -411,7 +411,7 @@ class _Hashed:
         if data:
             self.hash.update(data)
             self.size += len(data)
-            trace.progress(self.label, self.size, self.total)
+            trace.progress(self.label, self.size, self.total, "bytes")
         return data
 
     @property

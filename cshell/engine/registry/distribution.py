@@ -301,7 +301,7 @@ def _show_progress(jobs: list[Job]) -> None:
     for job in jobs:
         if job.label and job.done != job.shown and job.size and job.done:
             job.shown = job.done
-            trace.progress(job.label, job.done, job.size)
+            trace.progress(job.label, job.done, job.size, "bytes")
 
 
 def check(cancel: threading.Event) -> None:
