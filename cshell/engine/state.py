@@ -7,6 +7,10 @@ Layout (Docker/containerd names where they exist)::
     ROOT/containers/<id>/   config.json, state.json, init/, rw/, work/, merged/, log
     ROOT/volumes/<name>/    _data/ (what the container sees) and volume.json (docker's local driver)
     ROOT/lock               flock taken while names and ids are handed out
+
+Also the helpers every package writes its files with: ``sha256`` (digests, without
+loading OpenSSL), ``now`` and ``parse_time`` (RFC 3339 stamps, as docker inspect shows).
+It stands on nothing in the engine but ``trace`` and ``kernel.syscalls``.
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def whereis_view(w: Whereis) -> RenderableType:
 
 
 def _user_mount(fstype: str) -> bool:
-    """A -v/--mount volume or host bind (engine/layers.py runtime_mounts names them so)."""
+    """A -v/--mount volume or host bind (engine/container/layers.py runtime_mounts names them so)."""
     return fstype.startswith("volume") or fstype == "host bind"
 
 

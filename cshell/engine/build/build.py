@@ -9,12 +9,12 @@ the one before it made and makes a new, untagged image:
   written as a tar into the blob store and then moved into place as the
   unpacked layer (nothing is unpacked twice), and the container is removed.
 * ADD and COPY write the context's files into an overlay of the image
-  (``buildcopy``); that upper dir becomes the new layer the same way.
+  (``copy.py``); that upper dir becomes the new layer the same way.
 * ENV, WORKDIR, EXPOSE, CMD and the other settings change only the image's
   config: a history entry with ``empty_layer: true`` and no new layer, the
   "empty layers" of the article.
 
-Before running an instruction, the build cache (``buildcache``) is asked
+Before running an instruction, the build cache (``cache.py``) is asked
 whether the same instruction already ran on the same parent image with the
 same content; then its image is used as it is ("Using cache"). Progress is
 reported as events to a callback; nothing here prints.

@@ -3,7 +3,7 @@
 The child marks itself non-dumpable, joins the cgroup (for exec), setns(2)s
 into the chosen namespaces, then forks once more, because a new pid namespace
 applies only to children, and the grandchild execs the command. The child
-waits for it and reports on the status pipe (see processes.py).
+waits for it and reports on the status pipe (see kernel/processes.py).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class RootfsPlan:
     workdir: str
     merged: str
     state_dir: str
-    # config.json's "mounts" (volumes, binds, tmpfs), parents first; see mounts.py
+    # config.json's "mounts" (volumes, binds, tmpfs), parents first; see kernel/mounts.py
     mounts: list[dict] = factory(list)
     privileged: bool = False  # --privileged: no nodev, no masked or read-only paths, /sys writable
 

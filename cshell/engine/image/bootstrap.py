@@ -124,7 +124,7 @@ def can_bootstrap(ref: str) -> bool:
 
 
 def bootstrap(store: Store, ref: str, unreachable: str | None = None) -> Image:
-    """Store.get of a missing base image: build it, saying so in one line
+    """A missing base image (registry/fetch.py, or `image bootstrap`): build it, saying so in one line
     (and why: ``unreachable`` names the registry a pull could not reach)."""
     recipe = recipe_for(ref)
     assert recipe is not None  # the store asked can_bootstrap first

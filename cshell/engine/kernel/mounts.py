@@ -230,7 +230,7 @@ def mount_one(root: str, m: dict[str, Any], copy: bool = True) -> None:
             sc.mount(m["source"], fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
         except OSError as e:
             raise OSError(e.errno, _bind_failure(m["source"], e)) from None
-    # nodev on binds too (set by rootfs.py unless --privileged): no device node through a bind
+    # nodev on binds too (set by container/rootfs.py unless --privileged): no device node through a bind
     flags = (sc.MS_NOSUID | sc.MS_NODEV if kind == "volume" else sc.MS_NODEV if m.get("nodev") else 0) \
         | (0 if m["rw"] else sc.MS_RDONLY)
     if flags:

@@ -270,7 +270,7 @@ def _size_lies(what: str, said: str, size: int) -> DigestMismatch:
 
 
 def _checked(fn: Any, *args: Any) -> Any:
-    """load.py's checks, with a hint about the registry rather than an archive."""
+    """image/load.py's checks, with a hint about the registry rather than an archive."""
     try:
         return fn(*args)
     except RuntimeFailure as e:

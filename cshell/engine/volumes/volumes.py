@@ -1,7 +1,7 @@
 """Volumes: docker's local driver (ROOT/volumes/<name>/_data) and the -v/--mount/--tmpfs specs.
 
 A spec is parsed and checked completely before anything is created, so a bad
-one changes nothing. The mounts themselves are made by ``mounts.py`` inside
+one changes nothing. The mounts themselves are made by ``kernel/mounts.py`` inside
 the container's mount namespace, before pivot_root.
 """
 
