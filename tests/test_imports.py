@@ -284,3 +284,9 @@ def test_state_and_trace_stand_on_nothing(module: str) -> None:
     bad = [f"{name}:{line} imports {target}" for target, _, line in imports_of(name)
            if target.startswith("cshell.engine.") and target.removeprefix("cshell.engine.") not in FLOOR[module]]
     assert not bad, "\n".join(bad)
+
+
+def test_engine_packages_declare_a_one_way_order() -> None:
+    """The `May import:` lines themselves form no loop: the packages read bottom up."""
+    edges = {p: declared(p) & set(ENGINE_PACKAGES) for p in ENGINE_PACKAGES}
+    assert find_cycles(edges) == [], find_cycles(edges)
