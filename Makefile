@@ -48,7 +48,7 @@ deps:
 # Python would otherwise compile every module on every start (~30 ms of each command).
 venv: $(STAMP)
 	@$(VENV)/bin/python -m compileall -q cshell
-	@$(VENV)/bin/python -m cshell.engine.initbin >/dev/null  # run --init's PID 1: gcc -static -Os cshell/data/init.c
+	@$(VENV)/bin/python -m cshell.engine.container.initbin >/dev/null  # run --init's PID 1: gcc -static -Os cshell/data/init.c
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(VENV)/bin/python ] || ! grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg 2>/dev/null; then \

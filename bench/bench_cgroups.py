@@ -31,7 +31,7 @@ LIMIT_FLAGS = ("--memory", "64m", "--cpus", "0.5", "--pids-limit", "100", "--cpu
 
 
 def group_setup(runs: int) -> dict[str, dict[str, float]]:
-    from cshell.engine import cgroups, limits
+    from cshell.engine.limits import cgroups, limits
 
     lim = limits.parse({"memory": "64m", "cpus": "0.5", "pids_limit": "100", "cpu_shares": "512"})
 
@@ -55,7 +55,7 @@ def run_start(root: Path, runs: int) -> dict[str, dict[str, float]]:
 
 
 def show_cost(root: Path, runs: int) -> dict[str, dict[str, float]]:
-    from cshell.engine import limits
+    from cshell.engine.limits import limits
 
     cid = cshell(root, "run", "-d", "--net", "none", "--name", "bench-show", *LIMIT_FLAGS,
                  "busybox", "sleep", "120").strip()

@@ -40,7 +40,7 @@ CASES = {
 # N calls of Runtime.run per case in one process; prints JSON {case: [ms, …]}.
 IN_SHELL = textwrap.dedent("""
     import json, sys, time
-    from cshell.engine.containers import Runtime, RunOptions
+    from cshell.engine.container.containers import Runtime, RunOptions
     from cshell.engine.state import StateRoot
     root, runs = sys.argv[1], int(sys.argv[2])
     cases = {"default": {}, "seccomp=unconfined": {"security_opt": ["seccomp=unconfined"]},
@@ -61,7 +61,8 @@ IN_SHELL = textwrap.dedent("""
 
 FILTER = textwrap.dedent("""
     import json, sys, time, tempfile, pathlib
-    from cshell.engine import caps, seccomp
+    from cshell.engine.kernel import caps
+    from cshell.engine.kernel import seccomp
     runs = int(sys.argv[1])
     prof = seccomp.default_profile()
     t = []
@@ -120,7 +121,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     try:
         cshell(root, "image", "bootstrap", "busybox")
-        rootfs = subprocess.run([str(VPY), "-c", "import sys\nfrom cshell.engine.containers import Runtime\n"
+        rootfs = subprocess.run([str(VPY), "-c", "import sys\nfrom cshell.engine.container.containers import Runtime\n"
                                  "from cshell.engine.state import StateRoot\n"
                                  "print(Runtime(StateRoot(sys.argv[1])).store.get('busybox').layers[0].path)",
                                  str(root)], capture_output=True, text=True, check=True).stdout.strip()
@@ -140,7 +141,7 @@ def main() -> int:
         if runc:
             results["runc run"] = runc
     finally:
-        subprocess.run([str(VPY), "-c", "import sys\nfrom cshell.engine.containers import Runtime\n"
+        subprocess.run([str(VPY), "-c", "import sys\nfrom cshell.engine.container.containers import Runtime\n"
                         "from cshell.engine.state import StateRoot\nrt = Runtime(StateRoot(sys.argv[1]))\n"
                         "[rt.remove(c, force=True) for c in rt.list()]", str(root)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

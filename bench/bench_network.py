@@ -147,7 +147,7 @@ def throughput(addr: tuple[str, int], total: int = 8 << 20) -> float:
 
 def setup_samples(root: Path, runs: int) -> dict[str, list[float]]:
     """Runtime.run(-d) of `sleep`, bridge and none interleaved, timed until PID 1 runs."""
-    from cshell.engine.containers import RunOptions, Runtime
+    from cshell.engine.container.containers import RunOptions, Runtime
     from cshell.engine.state import StateRoot
 
     rt = Runtime(StateRoot(root))
@@ -176,7 +176,7 @@ def setup_samples(root: Path, runs: int) -> dict[str, list[float]]:
 
 
 def _wait_bridge_gone(root: Path) -> None:
-    from cshell.engine.network import bridge_name
+    from cshell.engine.net.network import bridge_name
     from cshell.engine.state import StateRoot
 
     name, deadline = bridge_name(StateRoot(root)), time.monotonic() + 3

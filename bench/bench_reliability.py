@@ -53,7 +53,7 @@ def snapshot() -> dict[str, int]:
 
 
 def bench_reconcile(rt, root: Path, stopped: int, runs: int) -> dict:  # noqa: ANN001 - Runtime
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
 
     empty = timed(rt.reconcile, runs)
     for i in range(stopped):
@@ -67,7 +67,7 @@ def bench_reconcile(rt, root: Path, stopped: int, runs: int) -> dict:  # noqa: A
 
 
 def soak(rt, cycles: int, network: str) -> dict:  # noqa: ANN001 - Runtime
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
 
     def cycle(i: int) -> None:
         c, code = rt.run(RunOptions(image="busybox", cmd=["true"], name=f"soak{i}", network=network))
@@ -100,7 +100,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root: sudo .venv/bin/python bench/bench_reliability.py", file=sys.stderr)
         return 2
-    from cshell.engine.containers import Runtime
+    from cshell.engine.container.containers import Runtime
     from cshell.engine.state import StateRoot
 
     root = Path(tempfile.mkdtemp(prefix="cshell-bench-rel-", dir="/tmp"))

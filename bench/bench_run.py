@@ -54,7 +54,7 @@ AIMS = {
 # Runs in the venv's python: N calls of Runtime.run in one process, timings to a file.
 IN_SHELL = textwrap.dedent("""
     import json, sys, time
-    from cshell.engine.containers import Runtime, RunOptions
+    from cshell.engine.container.containers import Runtime, RunOptions
     from cshell.engine.state import StateRoot
     root, runs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rt = Runtime(StateRoot(root))
@@ -72,7 +72,7 @@ IN_SHELL = textwrap.dedent("""
 # Builds the busybox image if needed; prints the unpacked layer directory.
 ROOTFS = textwrap.dedent("""
     import sys
-    from cshell.engine.containers import Runtime
+    from cshell.engine.container.containers import Runtime
     from cshell.engine.state import StateRoot
     rt = Runtime(StateRoot(sys.argv[1]))
     rt.root.ensure()
@@ -82,7 +82,7 @@ ROOTFS = textwrap.dedent("""
 # Removes whatever containers are left in the state root (normally none: --rm).
 LEFTOVERS = textwrap.dedent("""
     import contextlib, sys
-    from cshell.engine.containers import Runtime
+    from cshell.engine.container.containers import Runtime
     from cshell.engine.state import StateRoot
     rt = Runtime(StateRoot(sys.argv[1]))
     for c in rt.list():

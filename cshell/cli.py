@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"cshell: {next(k for k in opts if k in (*LESSON_FLAGS, *LESSON_VALUES))} "
                          f"goes with --script FILE\n{USAGE}")
     interactive = not (words or "-c" in opts or "--script" in opts)
-    ctx = Context(StateRoot(opts.get("--root") or None), out, interactive=interactive)  # type: ignore[arg-type]
+    from cshell.shell.script import ScriptRunner
+
+    ctx = Context(StateRoot(opts.get("--root") or None), out, interactive=interactive,  # type: ignore[arg-type]
+                  scripts=ScriptRunner())
     ctx.explain = bool(opts.get("--explain"))
     if os.geteuid() == 0 and ctx.root.containers.is_dir():
         for problem in ctx.runtime.reconcile().errors:  # one line each; the command still runs

@@ -113,8 +113,8 @@ def client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def runtime(state_root: Path):  # noqa: ANN201 - cshell.engine.containers.Runtime
-    from cshell.engine.containers import Runtime
+def runtime(state_root: Path):  # noqa: ANN201 - cshell.engine.container.containers.Runtime
+    from cshell.engine.container.containers import Runtime
     from cshell.engine.state import StateRoot
 
     return Runtime(StateRoot(state_root))
@@ -212,7 +212,7 @@ def _network_leaks(root: Path) -> list[str]:
     Only this root's: its bridge has a name of its own and every object is tagged
     with it, so tests running concurrently (other state roots) are never blamed.
     """
-    from cshell.engine.network import bridge_name
+    from cshell.engine.net.network import bridge_name
     from cshell.engine.state import StateRoot
 
     bridge = bridge_name(StateRoot(root))
@@ -248,7 +248,7 @@ def _leaks(before, ours: Path) -> list[str]:  # noqa: ANN001 - a _snapshot()
 
 def _remove_leftovers(root: Path) -> list[str]:
     """Force-remove every container in the state root; return the ones still running."""
-    from cshell.engine.containers import Runtime
+    from cshell.engine.container.containers import Runtime
     from cshell.engine.state import StateRoot
 
     rt = Runtime(StateRoot(root))

@@ -398,7 +398,7 @@ def random_layer(rng: random.Random) -> bytes:
 def test_a_layer_the_check_accepts_always_unpacks(tmp_path: Path) -> None:
     """The check at the store's door and the unpacker agree: 400 layers of colliding entries,
     each either refused by check_layer (a one-line reason) or unpacked without an error."""
-    from cshell.engine.archive import check_layer, unpack_layer
+    from cshell.engine.image.archive import check_layer, unpack_layer
     from cshell.errors import RuntimeFailure
 
     rng = random.Random(12)
@@ -861,7 +861,7 @@ def test_bad_env_file_is_one_line_and_changes_nothing(case: str, cshell: Cshell,
 @kernel
 def test_nul_in_an_environment_variable_is_refused_by_the_engine(runtime, state_root: Path) -> None:  # noqa: ANN001
     """argv cannot carry a NUL, but the library and the REPL can: the engine refuses it."""
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
     from cshell.errors import UsageError
 
     for env in (["A=b\0c"], ["A\0B=c"]):
@@ -943,7 +943,7 @@ def test_repl_lines_fail_alone_and_the_rest_runs(cshell: Cshell, state_root: Pat
 
 @kernel
 def test_fifty_containers_leave_the_fd_count_alone(runtime, state_root: Path) -> None:  # noqa: ANN001
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
 
     def one(i: int) -> None:
         c, code = runtime.run(RunOptions(image="busybox", cmd=["true"], name=f"fd{i}"))

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import Cshell, run_cshell
 
-from cshell.engine import archive, bootstrap, mmdebstrap, trace
+from cshell.engine import trace
+from cshell.engine.image import archive, bootstrap, mmdebstrap
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot, mknod and security.* xattrs need root")
 CAP = b"\x01\x00\x00\x02\x80\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # setuid+net_raw

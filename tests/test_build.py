@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Cshell, cshell_argv, cshell_env, wait_for
 
-from cshell.engine import dockerfile
-from cshell.engine.buildcontext import BuildContext, Ignore
-from cshell.engine.dockerfile import DockerfileError, expand
+from cshell.engine.build import dockerfile
+from cshell.engine.build.context import BuildContext, Ignore
+from cshell.engine.build.dockerfile import DockerfileError, expand
 
 kernel = pytest.mark.kernel
 
@@ -45,9 +45,9 @@ def context(tmp_path: Path, dockerfile_text: str, files: dict[str, str | bytes] 
     return ctx
 
 
-def store_of(state_root: Path):  # noqa: ANN201 - cshell.engine.store.Store
+def store_of(state_root: Path):  # noqa: ANN201 - cshell.engine.image.store.Store
+    from cshell.engine.image.store import Store
     from cshell.engine.state import StateRoot
-    from cshell.engine.store import Store
 
     return Store(StateRoot(state_root))
 
@@ -451,7 +451,7 @@ def test_failing_run_stops_the_build(cshell: Cshell, tmp_path: Path, state_root:
 
 @kernel
 def test_ctrl_c_during_run_removes_its_container(runtime, tmp_path: Path, state_root: Path) -> None:  # noqa: ANN001
-    from cshell.engine.build import BuildOptions, StepOutput, build
+    from cshell.engine.build.build import BuildOptions, StepOutput, build
 
     ctx = context(tmp_path, "FROM busybox\nRUN echo started; sleep 30\n")
 

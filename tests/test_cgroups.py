@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import Cshell, wait_for
 
-from cshell.engine import cgroups
-from cshell.engine.limits import weight
+from cshell.engine.limits import cgroups
+from cshell.engine.limits.limits import weight
 
 pytestmark = pytest.mark.kernel
 

@@ -103,7 +103,7 @@ def test_old_root_is_gone(cshell: Cshell, state_root: Path) -> None:
     mount_points = [p for p in mount_points if p not in cgroup_points]
     # The containment's own mounts (test_security.py): masked and read-only /proc and /sys paths,
     # and each device node bound on itself over the nodev /dev.
-    from cshell.engine.rootfs import DEVICES, MASKED_PATHS, READONLY_PATHS
+    from cshell.engine.container.rootfs import DEVICES, MASKED_PATHS, READONLY_PATHS
 
     contained = {f"/dev/{d[0]}" for d in DEVICES} | set(MASKED_PATHS) | set(READONLY_PATHS)
     mount_points = [p for p in mount_points if p not in contained and not p.endswith("/thermal_throttle")]
@@ -287,7 +287,7 @@ def test_start_up_cleans_what_a_crash_left(cshell: Cshell, state_root: Path) -> 
 
 
 def test_empty_cgroups_of_ours_are_orphans(cshell: Cshell) -> None:
-    from cshell.engine import cgroups
+    from cshell.engine.limits import cgroups
 
     run_detached(cshell, "--name", "live", "--net", "none", "busybox", "sleep", "100")
     orphan = cgroups.container_dirs("0" * 64)
@@ -300,7 +300,7 @@ def test_empty_cgroups_of_ours_are_orphans(cshell: Cshell) -> None:
 
 
 def test_runtime_library_run(runtime, capfd: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
 
     c, code = runtime.run(RunOptions(image="busybox", cmd=["sh", "-c", "echo lib; exit 5"], name="lib"))
     assert code == 5 and c.name == "lib"

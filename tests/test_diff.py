@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cshell.engine import diff
+from cshell.engine.image import diff
 from cshell.errors import RuntimeFailure
 
 

@@ -23,10 +23,11 @@ from conftest import cshell_argv, cshell_env, run_cshell, wait_for
 from registryd import REGISTRY_BIN, FaultProxy, Registry, put_blob, put_manifest, request, serve
 from test_transfer import fails, make_image, ok, sha, tar_of
 
-from cshell.engine import regconfig
-from cshell.engine.distribution import parse_remote, registry_name
+from cshell.engine.image.reference import parse_remote
+from cshell.engine.image.store import Store
+from cshell.engine.registry import config as regconfig
+from cshell.engine.registry.distribution import registry_name
 from cshell.engine.state import StateRoot
-from cshell.engine.store import Store
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="cshell's image commands run as root"),

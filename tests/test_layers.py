@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Cshell
 
-from cshell.engine.layers import (
+from cshell.engine.container.layers import (
     ABSENT,
     FILE,
     NOTDIR,
@@ -239,7 +239,7 @@ def test_completion_offers_containers_and_images(tmp_path: Path) -> None:
 
 
 def test_diff_lines_colour_only_for_a_terminal() -> None:
-    from cshell.engine.diff import Change
+    from cshell.engine.image.diff import Change
     from cshell.views.layers import change_lines
 
     found = [Change("A", "/new.txt"), Change("C", "/etc"), Change("D", "/etc/group")]

@@ -408,7 +408,7 @@ def normalise(text: str, root: Path) -> str:
 def golden_path(name: str, lang: str) -> Path:
     """The goldens were recorded on cgroup v1 (hybrid) hosts; a v2 host prints other cgroup
     files and paths, so it has goldens of its own: NAME.LANG.cgroup2.txt."""
-    from cshell.engine import cgroups
+    from cshell.engine.limits import cgroups
 
     return GOLDEN / (f"{name}.{lang}.cgroup2.txt" if cgroups.is_v2() else f"{name}.{lang}.txt")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import Cshell, wait_for
 
-from cshell.engine import ipam, network, portmap
+from cshell.engine.net import ipam, network, portmap
 from cshell.engine.state import StateRoot
 from cshell.errors import Conflict, RuntimeFailure, UsageError
 
@@ -419,3 +419,78 @@ def test_net_none_has_only_lo(cshell: Cshell, state_root: Path) -> None:
     assert [line.split(":")[1].strip() for line in out.splitlines()] == ["lo"]
     assert "UP" in out
     assert not os.path.exists(f"/sys/class/net/{bridge_of(state_root)}") and not leases(state_root)
+
+
+# -- pyroute2's internals: netlink.py loads its message classes without the package body --------------------
+
+
+PYROUTE2_PROBE = r"""
+import json, socket, sys
+from cshell.engine.net import netlink
+
+m = netlink._load()
+heavy = sorted(n for n in sys.modules if n.startswith(("pyroute2.ndb", "pyroute2.iproute", "pyroute2.nslink")))
+rt = netlink.Rtnl.__new__(netlink.Rtnl)  # the message builders, no socket
+rt.m = m
+peer = {"attrs": [("IFLA_IFNAME", "vethB"), ("IFLA_ADDRESS", "02:42:ac:11:00:02"), ("IFLA_NET_NS_FD", 7)]}
+info = {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}
+msg = rt._ifinfmsg(up=True, IFLA_IFNAME="vethA", IFLA_MASTER=3, IFLA_MTU=1500, IFLA_LINKINFO=info)
+msg["header"]["type"] = netlink.RTM_NEWLINK
+msg.encode()
+back = m.ifinfmsg(msg.data)
+back.decode()
+link = netlink._link(back)
+data = back.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+addr = m.ifaddrmsg()
+addr["family"], addr["prefixlen"], addr["index"] = socket.AF_INET, 16, 5
+addr["attrs"] = [("IFA_LOCAL", "172.17.0.2"), ("IFA_ADDRESS", "172.17.0.2")]
+addr.encode()
+addr_back = m.ifaddrmsg(addr.data)
+addr_back.decode()
+route = m.rtmsg()
+route["family"], route["table"], route["type"] = socket.AF_INET, netlink.RT_TABLE_MAIN, netlink.RTN_UNICAST
+route["attrs"] = [("RTA_GATEWAY", "172.17.0.1"), ("RTA_OIF", 5)]
+route.encode()
+route_back = m.rtmsg(route.data)
+route_back.decode()
+import pyroute2  # afterwards, a plain import still gets the real package
+print(json.dumps({"heavy": heavy, "name": link.name, "kind": link.kind, "up": link.up, "master": link.master,
+                  "mtu": link.mtu, "peer_attrs": data is not None,
+                  "address": addr_back.get_attr("IFA_LOCAL"), "prefixlen": addr_back["prefixlen"],
+                  "gateway": route_back.get_attr("RTA_GATEWAY"), "oif": route_back.get_attr("RTA_OIF"),
+                  "real_package": hasattr(pyroute2, "IPRoute")}))
+"""
+
+
+def test_pyroute2_internals_netlink_relies_on() -> None:
+    """netlink.py imports pyroute2.netlink.rtnl.{ifinfmsg,ifaddrmsg,rtmsg} with a bare stand-in
+    for the package (its __init__ costs 120-170 ms) and builds messages with the NLA names below.
+    A pyroute2 that moves those classes or renames those NLAs must fail here, loudly, before a
+    `run` fails on a student's machine; pyproject.toml pins pyroute2 to the versions this passes on.
+    """
+    import sys
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, "-c", PYROUTE2_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"pyroute2 {version('pyroute2')}: netlink.py's use of its internals broke:\n" + \
+        done.stderr
+    got = json.loads(done.stdout)
+    assert got == {"heavy": [], "name": "vethA", "kind": "veth", "up": True, "master": 3, "mtu": 1500,
+                   "peer_attrs": True, "address": "172.17.0.2", "prefixlen": 16, "gateway": "172.17.0.1",
+                   "oif": 5, "real_package": True}, f"pyroute2 {version('pyroute2')}"
+
+
+def test_pyroute2_pin_covers_the_installed_version() -> None:
+    """The range in pyproject.toml is the one the test above proves; a venv outside it is not tested."""
+    import re
+    from importlib.metadata import version
+
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    pin = re.search(r'"pyroute2>=([\d.]+),<([\d.]+)"', text)
+    assert pin, "pyproject.toml pins pyroute2 as >=LOW,<HIGH"
+
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+    installed = version("pyroute2")
+    assert parts(pin[1]) <= parts(installed) < parts(pin[2]), f"pyroute2 {installed} is outside {pin[0]}"

@@ -76,7 +76,7 @@ def _not_overlay(path: str) -> bool:
 @pytest.mark.kernel
 @pytest.mark.slow
 def test_provision_on_fresh_debian_then_a_lesson(capsys: pytest.CaptureFixture[str]) -> None:
-    from cshell.engine.bootstrap import cached_rootfs, recipe_for
+    from cshell.engine.image.bootstrap import cached_rootfs, recipe_for
 
     if not shutil.which("unshare") or not shutil.which("pivot_root"):
         pytest.skip("needs util-linux's unshare and pivot_root")

@@ -31,7 +31,7 @@ def state_of(root: Path, cid: str) -> dict:
 
 
 def start_time(pid: int) -> int:
-    from cshell.engine.processes import process_start_time
+    from cshell.engine.kernel.processes import process_start_time
 
     return process_start_time(pid)
 
@@ -54,7 +54,7 @@ def shims_of(root: Path) -> list[int]:
 
 def network_of(root: Path) -> tuple[list[str], list[str]]:
     """(leases, our links) of the state root."""
-    from cshell.engine.network import bridge_name
+    from cshell.engine.net.network import bridge_name
     from cshell.engine.state import StateRoot
 
     leases_dir = root / "network" / "leases"
@@ -92,7 +92,7 @@ def test_killed_shim_of_running_container_is_reconciled(cshell: Cshell, state_ro
     info = json.loads(ok(cshell("inspect", "k")))[0]["State"]
     assert (info["Status"], info["ExitCode"], info["Pid"]) == ("exited", 255, 0)
     assert "shim" in info["Error"]
-    from cshell.engine import cgroups
+    from cshell.engine.limits import cgroups
 
     assert not any(d.exists() for d in cgroups.container_dirs(cid))
     assert network_of(state_root) == ([], [])
@@ -148,8 +148,8 @@ def test_pid_reuse_is_detected(cshell: Cshell, state_root: Path) -> None:
 def test_reconcile_keeps_going_after_an_error_and_is_idempotent(runtime, state_root: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """One failing step (the cgroup) is reported in one line; the others (kill, lease, state) still run."""
-    from cshell.engine import cgroups
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
+    from cshell.engine.limits import cgroups
 
     c, _ = runtime.run(RunOptions(image="busybox", cmd=["sleep", "1000"], name="e", detach=True, network="bridge"))
     c = runtime.get("e")
@@ -172,7 +172,7 @@ def test_reconcile_keeps_going_after_an_error_and_is_idempotent(runtime, state_r
 
 
 def test_reconcile_removes_leftover_mounts_veths_and_leases(cshell: Cshell, state_root: Path) -> None:
-    from cshell.engine.network import Network, bridge_name
+    from cshell.engine.net.network import Network, bridge_name
     from cshell.engine.state import StateRoot, mounts_below
 
     ok(cshell("run", "--name", "m", "--net", "none", "busybox", "true"))
@@ -269,8 +269,8 @@ def test_system_check_and_repair(cshell: Cshell, state_root: Path) -> None:
     ok(cshell("commit", "c", "victim:1"))
     ok(cshell("rm", "c"))
     assert "no problems" in ok(cshell("system", "check"))
+    from cshell.engine.image.store import Store
     from cshell.engine.state import StateRoot
-    from cshell.engine.store import Store
 
     store = Store(StateRoot(state_root))
     victim = store.get_local("victim:1")
@@ -302,7 +302,7 @@ def test_system_check_and_repair(cshell: Cshell, state_root: Path) -> None:
 
 def test_system_check_sees_a_dead_shim_and_a_stray_lease(runtime, state_root: Path) -> None:  # noqa: ANN001
     """Through the engine (a CLI start would reconcile first): check reports, --repair settles."""
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
     from cshell.engine.system import check
 
     runtime.run(RunOptions(image="busybox", cmd=["sleep", "1000"], name="s", detach=True, network="bridge"))
@@ -416,13 +416,13 @@ def _mend_overlay(root: Path, cid: str, src: Path) -> None:
 
 
 def _break_veth(root: Path, cid: str, src: Path) -> None:
-    from cshell.engine.network import veth_name
+    from cshell.engine.net.network import veth_name
 
     subprocess.run(["ip", "link", "add", veth_name(cid), "type", "bridge"], check=True)  # the name is taken
 
 
 def _mend_veth(root: Path, cid: str, src: Path) -> None:
-    from cshell.engine.network import veth_name
+    from cshell.engine.net.network import veth_name
 
     subprocess.run(["ip", "link", "del", veth_name(cid)], check=True)
 
@@ -545,7 +545,7 @@ def test_rm_right_after_an_attached_run(runtime, state_root: Path) -> None:  # n
     """Once an attached `run` has returned, nobody sees the container running, on a machine
     busy forking too. (A quick PID 1 could exit before the shim read its start time; a start
     time of 0 then matched the 0 that /proc gives for a gone process: "is running".)"""
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
 
     load = [subprocess.Popen(["sh", "-c", "while :; do /bin/true; done"]) for _ in range(2)]
     try:

@@ -28,7 +28,7 @@ from prompt_toolkit.output import DummyOutput
 import cshell.commands  # noqa: F401 - registers the commands
 from cshell.commands.context import Context
 from cshell.engine import trace
-from cshell.engine.containers import Container, RunOptions, Runtime
+from cshell.engine.container.containers import Container, RunOptions, Runtime
 from cshell.engine.state import StateRoot
 from cshell.shell import repl
 from cshell.shell.completer import CshellCompleter, StateCache

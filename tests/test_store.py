@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cshell.engine import archive
-from cshell.engine.store import chain_ids, normalize_ref, sha256
+from cshell.engine.image import archive
+from cshell.engine.image.store import chain_ids, normalize_ref, sha256
 from cshell.errors import RuntimeFailure, UsageError
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="unpacking chroots, mknods and sets trusted.* xattrs: needs root")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import Cshell, cshell_argv, cshell_env, run_cshell, wait_for
 
+from cshell.engine.image.store import Image, Store
 from cshell.engine.state import StateRoot
-from cshell.engine.store import Image, Store
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="cshell's image commands run as root")
 pytestmark = needs_root

@@ -40,7 +40,7 @@ registry can be reached (or `CSHELL_OFFLINE=1`), they bootstrap these images
 themselves, saying so in one line. Each is labelled org.cshell.source=bootstrap.""",
 )
 def image_bootstrap(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.bootstrap import build
+    from cshell.engine.image.bootstrap import build
     from cshell.views.bootstrap import bootstrap_summary
 
     ctx.root.ensure()

@@ -66,8 +66,8 @@ Not yet: multi-stage builds, ONBUILD, HEALTHCHECK, ADD from a URL, RUN as
 another USER (the user is recorded for later, RUN still runs as root).""",
 )
 def build(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.build import BuildOptions
-    from cshell.engine.build import build as do_build
+    from cshell.engine.build.build import BuildOptions
+    from cshell.engine.build.build import build as do_build
     from cshell.views.build import BuildView
 
     opts = BuildOptions(context=Path(args.dir), dockerfile=Path(args.file) if args.file else None,

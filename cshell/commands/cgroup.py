@@ -60,7 +60,7 @@ cpu.cfs_quota_us), and `start` after `stop` applies them again.
 """ + FILES_HELP,
 )
 def cgroup_set(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine import limits
+    from cshell.engine.limits import limits
 
     c = ctx.runtime.get(args.container)
     if not c.running:  # no cgroup now: record the change for the next start, as docker update does
@@ -89,7 +89,7 @@ its peak, how often the CPU quota throttled the container, processes now.
 """ + FILES_HELP,
 )
 def cgroup_show(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine import cgroups, limits
+    from cshell.engine.limits import cgroups, limits
     from cshell.views.cgroup import cgroup_tree
 
     c = ctx.runtime.get(args.container)

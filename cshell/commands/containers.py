@@ -52,7 +52,7 @@ SECURITY_HELP = """Containment: what root inside the container may NOT do. It is
   init_module, reboot, kexec_load, open_by_handle_at, clone with CLONE_NEW*
   flags, socket(AF_VSOCK) and others fail with EPERM unless the matching
   capability was added (docker's default profile, written out in
-  cshell/engine/seccomp.py). `grep Seccomp /proc/self/status` shows 2 (filter).
+  cshell/engine/kernel/seccomp.py). `grep Seccomp /proc/self/status` shows 2 (filter).
   `--security-opt seccomp=unconfined` turns it off; `seccomp=FILE` loads a
   profile in docker's JSON format.
 - **masked and read-only paths**: /proc/kcore, /proc/keys, /proc/timer_list,
@@ -208,7 +208,7 @@ containers reach beyond the host only with masquerading, off by default
 """ + LIMITS_HELP + "\n\n" + VOLUMES_HELP + "\n\n" + SECURITY_HELP,
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.containers import RunOptions
+    from cshell.engine.container.containers import RunOptions
 
     _check_tty(args)
     opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
@@ -283,7 +283,7 @@ def _inspect_one(ctx: Context, ref: str) -> dict:
     try:
         return ctx.runtime.get(ref).inspect()
     except NotFound:
-        from cshell.engine.images import inspect as inspect_image
+        from cshell.engine.build.commit import inspect as inspect_image
 
         image = ctx.runtime.store.find(ref) if ctx.root.images.is_dir() else None
         if image is None:
@@ -328,7 +328,7 @@ host's interpreter while it is still running it (CVE-2019-5736). `ns join` is th
 thing for one namespace at a time.""",
 )
 def exec_(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.containers import ExecOptions
+    from cshell.engine.container.containers import ExecOptions
 
     _check_tty(args)
     container = ctx.runtime.get(args.container)

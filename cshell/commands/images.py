@@ -48,7 +48,7 @@ One row per instruction, newest first. Instructions that change only settings
 article points out.""",
 )
 def history(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.images import history as rows
+    from cshell.engine.build.commit import history as rows
     from cshell.views.images import history_table
 
     image = ctx.runtime.store.get_local(args.image)
@@ -83,7 +83,7 @@ no container uses the image, its manifest, config and the layers no other image
 shares are deleted from the store.""",
 )
 def rmi(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.images import remove_image
+    from cshell.engine.build.commit import remove_image
 
     for ref in args.images:
         names, gone = remove_image(ctx.runtime, ref, force=args.force)
@@ -103,7 +103,7 @@ def rmi(ctx: Context, args: SimpleNamespace) -> int:
     details="Then removes every blob and unpacked layer nothing refers to any more.",
 )
 def image_prune(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.images import prune
+    from cshell.engine.build.commit import prune
 
     ctx.root.ensure()
     dropped, blobs, layers = prune(ctx.runtime, everything=args.all)
@@ -132,8 +132,8 @@ bind-mounted /etc/hosts, /etc/hostname and /etc/resolv.conf are never in it.
 The container keeps running.""",
 )
 def commit(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.images import CommitOptions
-    from cshell.engine.images import commit as do_commit
+    from cshell.engine.build.commit import CommitOptions
+    from cshell.engine.build.commit import commit as do_commit
 
     container = ctx.runtime.get(args.container)
     for change in args.change:

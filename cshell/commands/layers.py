@@ -47,7 +47,7 @@ they show as thin "empty layer" lines between the boxes. Run it on an IMAGE
 to see only the read-only layers.""",
 )
 def layer_stack(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.layers import stack
+    from cshell.engine.container.layers import stack
     from cshell.views.layers import WIDTH, save_svg, stack_view
 
     s = stack(ctx.runtime, args.target)
@@ -85,7 +85,7 @@ This list is what `commit` packs into the new layer (whiteouts become
 /etc/hostname, /etc/resolv.conf) are never in it.""",
 )
 def layer_diff(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.layers import container_changes
+    from cshell.engine.container.layers import container_changes
     from cshell.views.layers import change_lines
 
     c, found = container_changes(ctx.runtime, args.container)
@@ -120,7 +120,7 @@ symlink on the way is reported, not followed: the link means something inside
 the container, not on the host.""",
 )
 def layer_whereis(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.layers import whereis
+    from cshell.engine.container.layers import whereis
     from cshell.views.layers import whereis_view
 
     ctx.out.print(whereis_view(whereis(ctx.runtime, args.target, args.path)))

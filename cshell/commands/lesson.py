@@ -4,9 +4,57 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cshell.commands.context import Context
+from cshell.commands.context import Context, Scripts
 from cshell.commands.registry import FILE, Opt, Pos, command
-from cshell.shell.scriptparse import FORMAT
+from cshell.errors import UsageError
+
+# The .cs format, documented once: `help lesson` shows it, cshell/shell/scriptparse.py reads it.
+FORMAT = """
+A script (`.cs`) is one cshell command a line. A **lesson** is a script with
+`step` sections: it is checked whole before it starts, runs in steps, and
+removes what it made when it ends (`lesson reset NAME` does that on demand).
+
+| line | meaning |
+|---|---|
+| `COMMAND` | a cshell command, shown as if typed, e.g. `run -d --name web helloworld` |
+| `!CMD` | a host command (`/bin/sh -c`), shown as `host$ CMD` |
+| `# text` | a comment |
+| `title en: TEXT` / `title zh: TEXT` | the lesson's title (`lesson ls`) |
+| `step "TITLE" / "标题"` | a named section; `--from` takes its number or words of its title |
+| `say en: TEXT` / `say zh: TEXT` | narration in markdown; `say TEXT` is the same in every language |
+| `reality en: …` / `reality zh: …` | "on your machine today": where the 2018 article no longer holds |
+| `pause [SECONDS]` | a stop for the audience (Enter in `--step` mode; nothing with `--fast`) |
+| `expect TEXT`, `expect /REGEX/i` | the previous command's output must show it, else the lesson stops |
+| `expect-not TEXT`, `expect-not /REGEX/` | … must not show it |
+| `expect-status N` (or `nonzero`) | the previous command must exit with N (so it may fail) |
+| `set NAME = COMMAND` | run the command (cshell or `!host`); its output, trimmed, becomes `$NAME` |
+| `capture NAME = /REGEX/` | `$NAME` = the first group (or the match) in the previous output |
+| `wait-for /REGEX/ [--timeout S] [-- COMMAND]` | run COMMAND (default: the previous one) until its output matches |
+| `requires COMMAND [FLAGS] [(issue #N)]` | the rest of the step needs that command or flag: skipped, with a note, until it exists |
+| `requires !PROGRAM` | … needs that program on the host (e.g. `requires !gcc`) |
+| `cd DIR` | run the next lines in DIR (relative to the script's own directory) |
+| `cleanup` | what follows runs when the lesson ends, and on `lesson reset` |
+
+**Blocks.** `say:` or `reality:` alone on a line starts a block: the indented
+lines below it, with `en:` and `zh:` starting each language's part;
+continuation lines are indented further. Blank lines inside a block make
+paragraphs.
+
+    say:
+      en: Every instruction made an image: **ENV** and **CMD**
+          changed only settings, so their layers are empty.
+      zh: 每条指令都产生了一个镜像……
+
+**Patterns.** Written between slashes, `/…/` with optional flags `i m s x`, a
+pattern is a Python regex (`^` and `$` match at each line); anything else is
+plain text to find, `/etc/hosts` included.
+
+**Variables.** `$NAME` or `${NAME}` (upper case) in commands, narration and
+patterns; inside single quotes a command's `$NAME` is left alone, as in the
+shell. Host commands also get them as environment variables. Built in:
+`$LESSON_DIR` (the script's directory), `$LESSON_TMP` (a scratch directory
+removed at the end), `$LESSON_LANG` (en or zh).
+"""
 
 LESSON_OPTIONS = (
     Opt(("--step",), "wait for a key after each step: Enter next, b again, s shell, q quit"),
@@ -36,6 +84,14 @@ LANG/LC_ALL); `--typing` shows each command as if typed, for a stage.
 """ + FORMAT
 
 
+def scripts(ctx: Context) -> Scripts:
+    """The front end's script runner: lessons are run by the shell (cshell/shell), not by a command."""
+    if ctx.scripts is None:
+        raise UsageError("this front end runs no scripts", "use the cshell command: cshell lesson ..., "
+                         "cshell --script FILE, or its prompt")
+    return ctx.scripts
+
+
 @command(
     "lesson", "the lessons shipped with cshell (`help lesson`: the .cs format)",
     example="lesson run lesson08 --step",
@@ -57,21 +113,9 @@ def lesson(ctx: Context, args: SimpleNamespace) -> int:
             "whose features some steps still wait for.",
 )
 def lesson_ls(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.shell.lesson import default_lang
-    from cshell.shell.lessontrack import shipped
-    from cshell.shell.scriptparse import Requires, parse_file, requirement_met
     from cshell.views.lesson import lessons_table
 
-    lang = getattr(args, "lang", None) or default_lang()
-    rows = []
-    for path in shipped():
-        script = parse_file(path)
-        if not script.is_lesson:
-            continue  # a plain script (demo.cs): `cshell --script` runs it, it is no lesson
-        waiting = sorted({f"#{r.issue}" if r.issue else r.label for s in script.steps for r in s.items
-                          if isinstance(r, Requires) and not requirement_met(r)})
-        rows.append((script.name, script.title(lang), len(script.steps) - 1, ", ".join(waiting)))
-    ctx.out.print(lessons_table(rows))
+    ctx.out.print(lessons_table(scripts(ctx).lessons(getattr(args, "lang", None))))
     return 0
 
 
@@ -84,14 +128,11 @@ def lesson_ls(ctx: Context, args: SimpleNamespace) -> int:
     details="The same as `cshell --script NAME`. `help lesson` describes the format and the modes.",
 )
 def lesson_run(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.errors import UsageError
-    from cshell.shell.lesson import Options, default_lang, run
-
     if args.step and args.fast:
         raise UsageError("--step and --fast do not go together", "choose one: --step (a class) or --fast (CI)")
     mode = "step" if args.step else "fast" if args.fast else "read"
-    return run(ctx, args.name, Options(mode=mode, start=args.__dict__["from"], lang=args.lang or default_lang(),
-                                       typing=args.typing))
+    return scripts(ctx).run(ctx, args.name, mode=mode, start=args.__dict__["from"], lang=args.lang,
+                            typing=args.typing)
 
 
 @command(
@@ -107,9 +148,7 @@ as they were made), its scratch directory, and whatever its `cleanup` section
 stops. Base images cshell built on first use (busybox, ...) stay.""",
 )
 def lesson_reset(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.shell.lesson import reset
-
-    removed = reset(ctx, args.name)
+    removed = scripts(ctx).reset(ctx, args.name)
     for what in removed:
         ctx.out.text(f"removed {what}")
     if not removed:
@@ -136,8 +175,7 @@ the script runs as it is: `cshell --script FILE`. Add `step`, `say` and
 `export`) still shows an image's layers.""",
 )
 def history_export(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.shell.historyexport import export
-
-    count, path = export(ctx, args.file, last=args.last, everything=args.all, force=args.force)
+    count, path = scripts(ctx).export_history(ctx, args.file, last=args.last, everything=args.all,
+                                              force=args.force)
     ctx.out.text(f"wrote {count} command{'s' if count != 1 else ''} to {path}")
     return 0

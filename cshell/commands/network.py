@@ -9,8 +9,8 @@ from cshell.commands.registry import RUNNING, Pos, command
 from cshell.errors import Conflict, UsageError
 
 
-def _network(ctx: Context):  # noqa: ANN202 - cshell.engine.network.Network
-    from cshell.engine.network import Network
+def _network(ctx: Context):  # noqa: ANN202 - cshell.engine.net.network.Network
+    from cshell.engine.net.network import Network
 
     return Network(ctx.root)
 
@@ -34,7 +34,7 @@ The bridge of the default state root is `cshell0`; other state roots (e.g.
 tests) get `csh-<8 hex>` so they never share addresses.""",
 )
 def net_ls(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.netinfo import attachment, bridge_info
+    from cshell.engine.net.netinfo import attachment, bridge_info
     from cshell.views.network import net_ls_view
 
     net = _network(ctx)
@@ -71,7 +71,7 @@ the host end of its veth pair, and the iptables rules that publish its ports:
 Without a container: the bridge, its subnet, the leases and the settings.""",
 )
 def net_inspect(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.netinfo import attachment, bridge_info
+    from cshell.engine.net.netinfo import attachment, bridge_info
     from cshell.views.network import bridge_view, container_view
 
     net = _network(ctx)
@@ -104,7 +104,7 @@ Stored in ROOT/network/config.json; used the next time the bridge is made
   while the bridge exists. Off by default.""",
 )
 def net_config(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.network import NetConfig
+    from cshell.engine.net.network import NetConfig
 
     net = _network(ctx)
     cfg = net.config()

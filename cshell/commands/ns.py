@@ -42,7 +42,7 @@ what a container shares with the host (usually user and time) and what it has
 of its own.""",
 )
 def ns_ls(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine import namespaces
+    from cshell.engine.kernel import namespaces
     from cshell.views.ns import ns_table
 
     targets = args.targets or ["host", *[c.name for c in ctx.runtime.list(all=False)]]
@@ -69,7 +69,7 @@ from your machine) but it sees only the container's network interfaces. Join
 `mnt` too and the program is looked up inside the container instead.""",
 )
 def ns_join(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine import namespaces
+    from cshell.engine.kernel import namespaces
 
     kinds = namespaces.parse_kinds(args.ns)
     _, pid = resolve_target(ctx, args.target)

@@ -68,7 +68,7 @@ first, in order. Plain http is used only for registries on this machine
 """ + AUTH,
 )
 def pull(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.pull import pull as do_pull
+    from cshell.engine.registry.pull import pull as do_pull
     from cshell.views.remote import pull_lines
 
     ctx.root.ensure()
@@ -104,7 +104,7 @@ them first. Pushing the same image again uploads nothing.
 """ + AUTH,
 )
 def push(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.push import push as do_push
+    from cshell.engine.registry.push import push as do_push
     from cshell.views.remote import push_lines
 
     ctx.root.ensure()
@@ -135,7 +135,7 @@ encryption: the file's mode is the protection, as with docker. Without
 """,
 )
 def login(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.distribution import login as do_login
+    from cshell.engine.registry.login import login as do_login
 
     user = args.username or _ask("Username: ", secret=False)
     password = _password(ctx, args)
@@ -155,7 +155,7 @@ def login(ctx: Context, args: SimpleNamespace) -> int:
     details="Removes the registry's entry from `auths` in `~/.cshell/config.json` (or `$CSHELL_CONFIG`).",
 )
 def logout(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.distribution import logout as do_logout
+    from cshell.engine.registry.login import logout as do_logout
 
     registry, removed = do_logout(args.server)
     ctx.out.text(f"Removing login credentials for {registry}" if removed else f"Not logged in to {registry}")

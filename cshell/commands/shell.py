@@ -17,12 +17,10 @@ from cshell.commands.registry import COMMAND, Pos, command
     details="Every command mirrors a docker command or a kernel concept; `help CMD` says which, with an example.",
 )
 def help_(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.commands.registry import lookup
+    from cshell.commands.registry import REGISTRY, lookup
     from cshell.views.help import command_help, overview
 
     if args.topic:
-        from cshell.commands.registry import REGISTRY
-
         family = [c for n, c in REGISTRY.items() if n.startswith(args.topic[0] + " ")]
         if len(args.topic) == 1 and args.topic[0] not in REGISTRY and family:  # `help volume`, `help net`
             ctx.out.print(command_help(family[0]))
@@ -32,7 +30,7 @@ def help_(ctx: Context, args: SimpleNamespace) -> int:
         cmd, extra = lookup(args.topic)
         ctx.out.print(command_help(cmd))
     else:
-        ctx.out.print(overview())
+        ctx.out.print(overview(list(REGISTRY.values())))
     return 0
 
 

@@ -46,8 +46,8 @@ Like docker: NAME:TAG saves that tag, a bare NAME every tag of it, an image
 id the image without a name.""",
 )
 def save(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.transfer import FORMATS, choose
-    from cshell.engine.transfer import save as do_save
+    from cshell.engine.image.transfer import FORMATS, choose
+    from cshell.engine.image.transfer import save as do_save
 
     if args.format not in FORMATS:
         raise UsageError(f"unknown format {args.format!r}", f"--format {' | '.join(FORMATS)}")
@@ -90,7 +90,7 @@ image without one (an OCI layout whose only name is a bare tag like `latest`
 names no image, as with docker: `tag ID NAME` then).""",
 )
 def load(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.load import load as do_load
+    from cshell.engine.image.load import load as do_load
 
     ctx.root.ensure()
     with _input(ctx, args.input, "load") as source:
@@ -130,7 +130,7 @@ container path is ever followed from the host, and no mount appears there.
 `import` turns the tar back into an image.""",
 )
 def export(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.export import export as do_export
+    from cshell.engine.container.export import export as do_export
 
     container = ctx.runtime.get(args.container)
     with _output(ctx, args.output, "export") as out:
@@ -154,8 +154,8 @@ a flattened image, with one history entry and no settings but those given with
 the command at `run`. Prints the new image's id.""",
 )
 def import_(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.export import ImportOptions, import_rootfs
-    from cshell.engine.store import normalize_ref
+    from cshell.engine.container.export import ImportOptions, import_rootfs
+    from cshell.engine.image.reference import normalize_ref
 
     ctx.root.ensure()
     if args.name:

@@ -30,8 +30,8 @@ stop and start. The next container to use it sees what the volume holds. A host 
 image's files under the host directory's for as long as it is mounted."""
 
 
-def _volumes(ctx: Context):  # noqa: ANN202 - cshell.engine.volumes.Volumes
-    from cshell.engine.volumes import Volumes
+def _volumes(ctx: Context):  # noqa: ANN202 - cshell.engine.volumes.volumes.Volumes
+    from cshell.engine.volumes.volumes import Volumes
 
     return Volumes(ctx.root)
 
@@ -118,7 +118,7 @@ the container sees SRC at DST, the host's mount table does not. `unbind DST --in
 undoes it; `run -v` does the same at start, before pivot_root.""",
 )
 def bind(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine import bindmount
+    from cshell.engine.volumes import bindmount
     from cshell.views.volume import bind_view
 
     src = os.path.abspath(args.src)
@@ -140,7 +140,7 @@ def bind(ctx: Context, args: SimpleNamespace) -> int:
     example="unbind /mnt --in web", docker="nsenter -m -t PID umount DST", group="rootfs",
 )
 def unbind(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine import bindmount
+    from cshell.engine.volumes import bindmount
 
     if not args.__dict__["in"]:
         raise UsageError("unbind needs --in CTR", "a `bind` without --in is undone by itself (its namespace ends)")

@@ -7,6 +7,10 @@ Layout (Docker/containerd names where they exist)::
     ROOT/containers/<id>/   config.json, state.json, init/, rw/, work/, merged/, log
     ROOT/volumes/<name>/    _data/ (what the container sees) and volume.json (docker's local driver)
     ROOT/lock               flock taken while names and ids are handed out
+
+Also the helpers every package writes its files with: ``sha256`` (digests, without
+loading OpenSSL), ``now`` and ``parse_time`` (RFC 3339 stamps, as docker inspect shows).
+It stands on nothing in the engine but ``trace`` and ``kernel.syscalls``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cshell.errors import PrivilegeError, RuntimeFailure, reason
+
+try:  # Python 3.11's builtin sha256: hashlib would load OpenSSL (~10 ms on every start)
+    from _sha256 import sha256 as _sha256
+except ImportError:  # newer Pythons
+    from hashlib import sha256 as _sha256
 
 DEFAULT_ROOT = "/var/lib/cshell"
 T = TypeVar("T")
@@ -258,8 +267,8 @@ def detach_mount(point: str) -> None:
     """umount2(MNT_DETACH): gone from the tree now, freed once nothing uses it (EINVAL: not a mount)."""
     import errno
 
-    from cshell.engine import syscalls as sc
     from cshell.engine import trace
+    from cshell.engine.kernel import syscalls as sc
 
     trace.step(f"umount2({point!r}, MNT_DETACH)  # a mount a crash left on the host")
     try:
@@ -267,3 +276,25 @@ def detach_mount(point: str) -> None:
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOENT):
             raise
+
+
+# -- digests and times, the way the state files write them ---------------------------------------
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + _sha256(data).hexdigest()
+
+
+def now() -> str:
+    """RFC 3339 in UTC with microseconds, the way docker inspect shows times."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def parse_time(stamp: str) -> float:
+    """Seconds since the epoch for a stamp written by now() (0 when unset)."""
+    import calendar
+
+    if not stamp or stamp.startswith("0001"):
+        return 0.0
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")

@@ -28,14 +28,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cshell.engine import cgroups, trace
+from cshell.engine import trace
+from cshell.engine.limits import cgroups
 from cshell.engine.state import Cleanup, human_size, mounts_below
 from cshell.errors import reason
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
-    from cshell.engine.containers import Container, Runtime
-    from cshell.engine.store import Image, Store
+    from cshell.engine.container.containers import Container, Runtime
+    from cshell.engine.image.store import Image, Store
 
 YOUNG = 30.0  # seconds: something this young may be another shell's work in progress
 
@@ -109,13 +110,13 @@ def _units(store: Store, image: Image) -> set[str]:
 
 
 def build_cache_ids(rt: Runtime) -> set[str]:
-    from cshell.engine.buildcache import BuildCache
+    from cshell.engine.build.cache import BuildCache
 
     return set(BuildCache(rt.root).entries.values())
 
 
 def disk_usage(rt: Runtime) -> DiskUsage:
-    from cshell.engine.volumes import Volumes
+    from cshell.engine.volumes.volumes import Volumes
 
     store = rt.store
     containers = rt.list()
@@ -216,9 +217,9 @@ def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> Prune
     """docker system prune: stopped containers, dangling images (-a: every unused one), the build
     cache, stale network state, and with ``volumes`` unused anonymous volumes. Every step runs,
     whatever failed before; errors come back one line each."""
-    from cshell.engine import images
-    from cshell.engine.network import Network
-    from cshell.engine.volumes import Volumes
+    from cshell.engine.build import commit as images
+    from cshell.engine.net.network import Network
+    from cshell.engine.volumes.volumes import Volumes
 
     report, work = PruneReport(), Cleanup()
     before = tree_size(rt.root.path)
@@ -244,7 +245,7 @@ def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> Prune
 
 def _drop_build_cache(rt: Runtime) -> int:
     """Forget every build-cache entry; the step images themselves went with the dangling images."""
-    from cshell.engine.buildcache import VERSION, BuildCache
+    from cshell.engine.build.cache import VERSION, BuildCache
     from cshell.engine.state import write_json
 
     cache = BuildCache(rt.root)
@@ -326,7 +327,7 @@ def check(rt: Runtime, repair: bool = False) -> CheckReport:
 
 
 def _hash_file(path: Path) -> str:
-    from cshell.engine.store import bulk_hasher
+    from cshell.engine.image.store import bulk_hasher
 
     h = bulk_hasher()
     with open(path, "rb") as f:
@@ -420,7 +421,7 @@ def _check_layers(ck: Checker) -> None:
 
 
 def _check_containers(ck: Checker) -> None:
-    from cshell.engine.containers import Container
+    from cshell.engine.container.containers import Container
 
     rt = ck.rt
     if not rt.root.containers.is_dir():
@@ -447,7 +448,7 @@ def _remove_dead_dir(d: Path) -> None:
 
 
 def _check_container(ck: Checker, c: Container, mounts: list[str]) -> None:
-    from cshell.engine.network import Network
+    from cshell.engine.net.network import Network
 
     rt, subject = ck.rt, f"container {c.name}"
     recorded = c.state.get("status", "created")
@@ -522,7 +523,7 @@ def _in_cgroup(pid: int, cid: str) -> bool:
 
 
 def _check_network(ck: Checker) -> None:
-    from cshell.engine.network import Network
+    from cshell.engine.net.network import Network
 
     network = Network(ck.rt.root)
     if not network.dir.is_dir():

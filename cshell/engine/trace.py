@@ -58,13 +58,14 @@ def info(text: str) -> None:
     _deliver("info", text)
 
 
-def progress(label: str, done: float, total: float | None = None) -> None:
+def progress(label: str, done: float, total: float | None = None, unit: str = "") -> None:
     """Progress of slow work (bootstraps, builds, big layers): ``done`` of ``total`` units.
 
-    The UI draws a bar; ``total`` None means unknown (a spinner-like count).
+    The UI draws a bar; ``total`` None means unknown (a spinner-like count). ``unit``
+    "bytes" lets it show sizes, speed and time left; without one, a share of the work.
     Call it as often as convenient: the UI decides how often to redraw.
     """
-    _deliver("progress", f"{label}\t{done}\t{'' if total is None else total}")
+    _deliver("progress", f"{label}\t{done}\t{'' if total is None else total}" + (f"\t{unit}" if unit else ""))
 
 
 def replay(data: bytes) -> bytes:

@@ -38,7 +38,7 @@ from cshell.engine.state import StateRoot
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
-    from cshell.engine.containers import Runtime
+    from cshell.engine.container.containers import Runtime
 
 # Offered even before the first `run busybox` builds it (the store bootstraps it on use).
 ALWAYS_IMAGES = ("busybox",)
@@ -89,7 +89,7 @@ class StateCache:
     def _read_containers(self) -> list[ContainerInfo]:
         try:
             if self._runtime is None:
-                from cshell.engine.containers import Runtime
+                from cshell.engine.container.containers import Runtime
 
                 self._runtime = Runtime(self.root)
             return [ContainerInfo(c.name, c.short_id, c.running) for c in self._runtime.list(all=True)]
@@ -98,7 +98,7 @@ class StateCache:
 
     def _read_images(self) -> list[str]:
         try:
-            from cshell.engine.store import Store
+            from cshell.engine.image.store import Store
 
             refs = Store(self.root).refs()
         except Exception:  # noqa: BLE001 - same: completion never fails loudly
@@ -277,7 +277,7 @@ class CshellCompleter(Completer):
     @staticmethod
     def _ns_kinds(current: str) -> Iterator[Completion]:
         """``net,u`` -> uts, user: complete the part after the last comma."""
-        from cshell.engine.namespaces import JOINABLE
+        from cshell.engine.kernel.namespaces import JOINABLE
 
         head, _, part = current.rpartition(",")
         chosen = set(head.split(",")) if head else set()

@@ -85,7 +85,7 @@ class Tracker:
         return ids, refs
 
     def update(self, step: int, before: Snapshot) -> None:
-        from cshell.engine.bootstrap import can_bootstrap
+        from cshell.engine.image.bootstrap import can_bootstrap
 
         ids, refs = self.snapshot()
         old_ids, old_refs = before
@@ -132,7 +132,7 @@ class Tracker:
         return removed
 
     def _remove_images(self, step: int | None) -> list[str]:
-        from cshell.engine.images import remove_image
+        from cshell.engine.build.commit import remove_image
         from cshell.errors import NotFound
 
         removed, kept = [], []

@@ -1,6 +1,6 @@
 """Read a .cs script into steps and directives, and check it before anything runs.
 
-The format is documented once, in ``help lesson`` (``FORMAT`` below). Parsing
+The format is documented once, in ``help lesson`` (``FORMAT`` in cshell/commands/lesson.py). Parsing
 checks everything that can be checked without running: each command against
 the command declarations (name, flags, arguments), each regex, each variable
 (set before it is used, and in a step that runs whenever the use runs), each
@@ -26,53 +26,6 @@ RESERVED = {"PATH", "HOME", "SHELL", "TERM", "LANG", "LC_ALL", "USER", "PWD", "I
 DIRECTIVES = ("title", "step", "say", "reality", "pause", "expect", "expect-not", "expect-status", "capture",
               "set", "wait-for", "requires", "cd", "cleanup")
 DEFAULT_WAIT = 10.0
-
-FORMAT = """
-A script (`.cs`) is one cshell command a line. A **lesson** is a script with
-`step` sections: it is checked whole before it starts, runs in steps, and
-removes what it made when it ends (`lesson reset NAME` does that on demand).
-
-| line | meaning |
-|---|---|
-| `COMMAND` | a cshell command, shown as if typed, e.g. `run -d --name web helloworld` |
-| `!CMD` | a host command (`/bin/sh -c`), shown as `host$ CMD` |
-| `# text` | a comment |
-| `title en: TEXT` / `title zh: TEXT` | the lesson's title (`lesson ls`) |
-| `step "TITLE" / "标题"` | a named section; `--from` takes its number or words of its title |
-| `say en: TEXT` / `say zh: TEXT` | narration in markdown; `say TEXT` is the same in every language |
-| `reality en: …` / `reality zh: …` | "on your machine today": where the 2018 article no longer holds |
-| `pause [SECONDS]` | a stop for the audience (Enter in `--step` mode; nothing with `--fast`) |
-| `expect TEXT`, `expect /REGEX/i` | the previous command's output must show it, else the lesson stops |
-| `expect-not TEXT`, `expect-not /REGEX/` | … must not show it |
-| `expect-status N` (or `nonzero`) | the previous command must exit with N (so it may fail) |
-| `set NAME = COMMAND` | run the command (cshell or `!host`); its output, trimmed, becomes `$NAME` |
-| `capture NAME = /REGEX/` | `$NAME` = the first group (or the match) in the previous output |
-| `wait-for /REGEX/ [--timeout S] [-- COMMAND]` | run COMMAND (default: the previous one) until its output matches |
-| `requires COMMAND [FLAGS] [(issue #N)]` | the rest of the step needs that command or flag: skipped, with a note, until it exists |
-| `requires !PROGRAM` | … needs that program on the host (e.g. `requires !gcc`) |
-| `cd DIR` | run the next lines in DIR (relative to the script's own directory) |
-| `cleanup` | what follows runs when the lesson ends, and on `lesson reset` |
-
-**Blocks.** `say:` or `reality:` alone on a line starts a block: the indented
-lines below it, with `en:` and `zh:` starting each language's part;
-continuation lines are indented further. Blank lines inside a block make
-paragraphs.
-
-    say:
-      en: Every instruction made an image: **ENV** and **CMD**
-          changed only settings, so their layers are empty.
-      zh: 每条指令都产生了一个镜像……
-
-**Patterns.** Written between slashes, `/…/` with optional flags `i m s x`, a
-pattern is a Python regex (`^` and `$` match at each line); anything else is
-plain text to find, `/etc/hosts` included.
-
-**Variables.** `$NAME` or `${NAME}` (upper case) in commands, narration and
-patterns; inside single quotes a command's `$NAME` is left alone, as in the
-shell. Host commands also get them as environment variables. Built in:
-`$LESSON_DIR` (the script's directory), `$LESSON_TMP` (a scratch directory
-removed at the end), `$LESSON_LANG` (en or zh).
-"""
 
 
 class ScriptError(UsageError):

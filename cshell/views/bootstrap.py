@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cshell.engine.bootstrap import Bootstrapped
+from cshell.engine.image.bootstrap import Bootstrapped
 
 
 def bootstrap_summary(result: Bootstrapped) -> str:

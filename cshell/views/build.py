@@ -16,7 +16,7 @@ Plain lines (no rich): a build streams, and the one-shot CLI stays fast.
 
 from __future__ import annotations
 
-from cshell.engine.build import (
+from cshell.engine.build.build import (
     BuildResult,
     BuildWarning,
     Event,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from rich.tree import Tree
 
-from cshell.engine.limits import GroupView
+from cshell.engine.limits.limits import GroupView
 
 UNLIMITED = ("max", "9223372036854771712", "-1")
 

@@ -111,12 +111,16 @@ class Output:
 
     # Progress bars: one line per label, drawn together as a block and redrawn in place
     # (concurrent layer downloads each have one). The block ends when all are finished.
-    _bars: dict[str, str] | None = None  # label -> its current line
-    _finished: set[str] | None = None
+    # rich's Progress keeps the tasks (it measures speed and time left) and renders the
+    # lines; they are written through _emit like everything else (one funnel under the
+    # REPL), so rich's own live display and its refresh thread are never used. rich is
+    # imported only when a bar is drawn on a terminal.
+    _bars: Any = None  # a rich.progress.Progress while a block of bars is on screen
+    _tasks: dict[str, Any] | None = None  # label -> its task id
     _bar_drawn = 0.0
     _lines_drawn = 0
 
-    def _progress(self, label: str, done: str, total: str) -> None:
+    def _progress(self, label: str, done: str, total: str, unit: str = "") -> None:
         """Redrawn at most ~20 times a second; a new or finished bar is drawn at once."""
         import time
 
@@ -125,42 +129,77 @@ class Output:
             if finished:
                 self._emit(self.err, f"  … {label}: done\n")
             return
-        if self._bars is None or self._finished is None:
-            self._bars, self._finished = {}, set()
-        new = label not in self._bars
-        self._bars[label] = self._bar_line(label, done, total)
-        if finished:
-            self._finished.add(label)
+        if self._bars is None or self._tasks is None:
+            self._bars, self._tasks = _progress_bars(), {}
+        new = label not in self._tasks
+        if new:
+            self._tasks[label] = self._bars.add_task(label, total=float(total) if total else None, unit=unit)
+        self._bars.update(self._tasks[label], completed=float(done), total=float(total) if total else None)
         now = time.monotonic()
         if not (new or finished) and now - self._bar_drawn < 0.05:
             return
         self._bar_drawn = now
         self._draw_bars()
-        if self._finished >= set(self._bars):
+        if self._bars.finished:
             self._end_progress()
 
-    @staticmethod
-    def _bar_line(label: str, done: str, total: str) -> str:
-        if not total:
-            return f"  {label} … {done}"
-        frac = min(float(done) / float(total), 1.0) if float(total) else 1.0
-        bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
-        return f"  {label} {bar} {frac * 100:5.1f}%"
-
     def _draw_bars(self) -> None:
+        from rich.console import Console
+
         assert self._bars is not None
+        buf = io.StringIO()
+        width = shutil.get_terminal_size((100, 24)).columns
+        console = Console(file=buf, force_terminal=True, color_system="auto" if self.color else None,
+                          width=width, highlight=False)
+        console.print(self._bars.make_tasks_table(self._bars.tasks), end="")
+        lines = buf.getvalue().rstrip("\n").split("\n")
         up = f"\x1b[{self._lines_drawn - 1}A" if self._lines_drawn > 1 else ""
-        lines = "\n".join("\x1b[2K" + self._paint(CYAN, line) for line in self._bars.values())
-        self._emit(self.err, up + "\r" + lines)
-        self._lines_drawn = len(self._bars)
+        self._emit(self.err, up + "\r" + "\n".join("\x1b[2K" + line for line in lines))
+        self._lines_drawn = len(lines)
 
     def _end_progress(self) -> None:
-        if self._bars:
+        if self._bars is not None and self._lines_drawn:
             self._emit(self.err, "\n")
-        self._bars, self._finished, self._lines_drawn = None, None, 0
+        self._bars, self._tasks, self._lines_drawn = None, None, 0
 
     def _err_tty(self) -> bool:
         try:
             return self.err.isatty()
         except (AttributeError, ValueError):
             return False
+
+
+def _progress_bars() -> Any:
+    """A rich Progress used as a renderer: bytes with speed and time left, else a share of the work."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.text import Text
+
+    class ByUnit(ProgressColumn):
+        """One column, two renderings: bytes (a download) or anything else (a count, a percentage)."""
+
+        def __init__(self, as_bytes: ProgressColumn, other: ProgressColumn | None) -> None:
+            super().__init__()
+            self.as_bytes, self.other = as_bytes, other
+
+        def render(self, task: Any) -> Any:
+            if task.fields.get("unit") == "bytes":
+                return self.as_bytes.render(task)
+            return self.other.render(task) if self.other is not None else Text("")
+
+    return Progress(
+        TextColumn("  {task.description}", style="cyan", markup=False),
+        BarColumn(bar_width=30),
+        ByUnit(DownloadColumn(), TaskProgressColumn()),
+        ByUnit(TransferSpeedColumn(), None),
+        TimeRemainingColumn(),
+        auto_refresh=False,
+    )

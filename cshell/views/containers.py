@@ -8,8 +8,8 @@ import time
 from rich.table import Table
 from rich.text import Text
 
-from cshell.engine.containers import Container
-from cshell.engine.shim import parse_time
+from cshell.engine.container.containers import Container
+from cshell.engine.state import parse_time
 
 STATUS_STYLE = {"running": "green", "exited": "dim", "created": "yellow"}
 

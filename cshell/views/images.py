@@ -7,10 +7,9 @@ import time
 from rich.table import Table
 from rich.text import Text
 
-from cshell.engine.images import HistoryRow
-from cshell.engine.shim import parse_time
-from cshell.engine.state import human_size
-from cshell.engine.store import Image
+from cshell.engine.build.commit import HistoryRow
+from cshell.engine.image.store import Image
+from cshell.engine.state import human_size, parse_time
 from cshell.views.containers import human_duration
 
 

@@ -19,8 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cshell.engine.diff import Change
-from cshell.engine.layers import (
+from cshell.engine.container.layers import (
     ABSENT,
     COPIED_UP,
     DELETED,
@@ -30,7 +29,7 @@ from cshell.engine.layers import (
     IMAGE,
     INIT,
     MERGED_DIR,
-        NO_LAYER,
+    NO_LAYER,
     NOTDIR,
     OPAQUE_DIR,
     REPLACED,
@@ -45,6 +44,7 @@ from cshell.engine.layers import (
     Stack,
     Whereis,
 )
+from cshell.engine.image.diff import Change
 from cshell.engine.state import human_size
 
 STYLE = {RW: "green", INIT: "magenta", IMAGE: "cyan"}
@@ -240,7 +240,7 @@ def whereis_view(w: Whereis) -> RenderableType:
 
 
 def _user_mount(fstype: str) -> bool:
-    """A -v/--mount volume or host bind (engine/layers.py runtime_mounts names them so)."""
+    """A -v/--mount volume or host bind (engine/container/layers.py runtime_mounts names them so)."""
     return fstype.startswith("volume") or fstype == "host bind"
 
 

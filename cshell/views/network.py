@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from cshell.engine.netinfo import Attachment, BridgeInfo, Iface
+from cshell.engine.net.netinfo import Attachment, BridgeInfo, Iface
 
 CABLE = " ━━━━ veth pair ━━━━ "
 

@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cshell.engine.namespaces import NS_KINDS, NsLink
+from cshell.engine.kernel.namespaces import NS_KINDS, NsLink
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
 

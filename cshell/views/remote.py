@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cshell.engine.pull import Pulled
-    from cshell.engine.push import Pushed
+    from cshell.engine.registry.pull import Pulled
+    from cshell.engine.registry.push import Pushed
 
 
 def pull_lines(asked: str, pulled: Pulled, quiet: bool = False) -> list[str]:

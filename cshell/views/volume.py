@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cshell.engine.bindmount import BindReport
+from cshell.engine.volumes.bindmount import BindReport
 
 
 def volume_table(volumes: list[dict[str, Any]], users: dict[str, list[str]]) -> Table:

@@ -14,7 +14,7 @@ echo "CHECK kernel $(uname -r)"
 # cshell's default bridge network (lesson06's containers): a bridge and a veth pair per container
 modprobe -a bridge veth 2>/dev/null
 echo "CHECK netmods bridge=$([ -d /sys/module/bridge ] && echo yes || echo no) veth=$([ -d /sys/module/veth ] && echo yes || echo no)"
-echo "CHECK cshell $(.venv/bin/python -c 'import sys; from cshell.engine import cgroups
+echo "CHECK cshell $(.venv/bin/python -c 'import sys; from cshell.engine.limits import cgroups
 print(f"python={sys.version.split()[0]} v2={cgroups.is_v2()}")' 2>&1 | tail -1)"
 # software emulation (TCG) runs a lesson ~10x slower than the host: the lesson time bound follows
 export CSHELL_LESSON_SECONDS=${CSHELL_LESSON_SECONDS:-180}
