@@ -51,6 +51,17 @@ guest_boot()   {  # the guest's own view: kernel + systemd until multi-user
 provision()    { timed provisioning vagrant provision; }
 lesson08()     { timed "lesson08 --fast in VM" vagrant ssh -c 'sudo cshell --script lesson08.cs --fast'; }
 as_student()   { timed "cshell as vagrant" vagrant ssh -c 'cshell run --rm busybox id -u | grep -qx 0'; }  # re-runs via sudo
+scoped()       {  # a container started from this ssh session: shim and PID 1 leave the session's scope,
+                  # and daemon-reload keeps its limits (systemd never writes inside a delegated subtree)
+    timed "systemd scope" vagrant ssh -c 'set -e
+        cshell run -d --name scoped --memory 48m busybox sleep 300 >/dev/null
+        s=$(cshell inspect --format "{{.State.Pid}}" scoped)
+        grep -q "^0::/cshell.slice/cshell-.*\.scope/container$" /proc/$s/cgroup
+        ! pgrep -f "cshell run -d --name scoped" | xargs -r -I{} grep -l session /proc/{}/cgroup | grep -q .
+        sudo systemctl daemon-reload
+        grep -qx 50331648 /sys/fs/cgroup/cshell.slice/cshell-*.scope/container/memory.max
+        cshell rm -f scoped >/dev/null'
+}
 no_failed()    {  # no unit of ours (or anyone's) failed during the lesson
     local failed; failed=$(vagrant ssh -c 'systemctl --failed --no-legend --plain' 2>/dev/null | tr -d '\r')
     [ -z "$failed" ] || { log "systemctl --failed: $failed"; return 1; }
@@ -63,7 +74,7 @@ main() {
     local before rc=0
     before=$(leftovers)
     log "log: $LOG"
-    boot_to_ssh && guest_boot && provision && lesson08 && as_student && no_failed || rc=$?
+    boot_to_ssh && guest_boot && provision && lesson08 && as_student && scoped && no_failed || rc=$?
     [ $rc = 0 ] || { log "FAILED (rc=$rc); last lines of $LOG:"; tail -n 40 "$LOG" >&2; }
     [ -n "${KEEP:-}" ] && { log "KEEP=1: VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH"; return $rc; }
     destroy || rc=1

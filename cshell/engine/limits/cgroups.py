@@ -32,7 +32,7 @@ def is_v2() -> bool:
 
 def systemd_driver() -> bool:
     """cgroup v2 under systemd: each container in a delegated scope (systemd.py)."""
-    from cshell.engine import systemd
+    from cshell.engine.limits import systemd
 
     return is_v2() and systemd.booted()
 
@@ -40,7 +40,7 @@ def systemd_driver() -> bool:
 def relative(cid: str) -> str:
     """The container's group as /proc/PID/cgroup shows it (v1: in each controller's tree)."""
     if systemd_driver():
-        from cshell.engine import systemd
+        from cshell.engine.limits import systemd
 
         return f"{systemd.scope_path(cid)}/container"
     return f"/{GROUP}/{cid}"
@@ -94,7 +94,7 @@ def _create_in_scope(cid: str, cpuset: bool, name: str) -> Path:
     """systemd makes the scope with us (the shim) in it; the subtree below is ours: the shim
     moves to shim/ (v2 lets only a group without processes hand controllers down), and
     PID 1 will go to container/, where the limits are written."""
-    from cshell.engine import systemd
+    from cshell.engine.limits import systemd
 
     systemd.start_scope(cid, os.getpid(), f"cshell container {name or cid[:12]}")
     scope = container_dirs(cid)[0].parent
@@ -179,7 +179,7 @@ def remove(cid: str, wait: float = 1.0) -> list[Path]:
 def _stop_scope_unless_ours(cid: str) -> None:
     """The shim ends its scope by leaving it (an empty scope is collected); anyone else
     removing the container (its shim killed) asks systemd to stop what is left."""
-    from cshell.engine import systemd
+    from cshell.engine.limits import systemd
 
     scope = container_dirs(cid)[0].parent
     if scope.is_dir() and systemd.scope_path(cid) not in Path("/proc/self/cgroup").read_text():
@@ -220,10 +220,10 @@ def remove_orphans(min_age: float = 10) -> list[str]:
 
 def _stop_empty_scopes(min_age: float) -> list[str]:
     """Scopes of ours with no process left (a shim killed before systemd noticed)."""
-    from cshell.engine import systemd
+    from cshell.engine.limits import systemd
 
     stopped = []
-    for scope in systemd.scopes():
+    for scope in systemd.scopes(CGROUP_ROOT):
         with contextlib.suppress(OSError):
             if "populated 0" in (scope / "cgroup.events").read_text() and time.time() - scope.stat().st_mtime > min_age:
                 systemd.stop_scope(scope.name.removeprefix("cshell-").removesuffix(".scope"))

@@ -72,11 +72,9 @@ def stop_scope(cid: str) -> None:
         _busctl("StopUnit", "ss", unit(cid), "replace")
 
 
-def scopes() -> list[Path]:
+def scopes(cgroup_root: Path) -> list[Path]:
     """The scope directories under cshell.slice (one per container that has a shim)."""
-    from cshell.engine.cgroups import CGROUP_ROOT
-
-    base = CGROUP_ROOT / SLICE
+    base = cgroup_root / SLICE
     return sorted(base.glob("cshell-*.scope")) if base.is_dir() else []
 
 
