@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -39,8 +40,9 @@ def ok(proc) -> str:  # noqa: ANN001 - CompletedProcess
 
 
 def group(controller: str, cid: str) -> Path:
-    """The directory with the controller's files: v1 one per controller, v2 one for all."""
-    return ROOT / "cshell" / cid if V2 else ROOT / controller / "cshell" / cid
+    """The directory with the controller's files: v1 one per controller, v2 one for all
+    (under systemd, in the container's scope)."""
+    return cgroups.container_dirs(cid)[0] if V2 else ROOT / controller / "cshell" / cid
 
 
 def read(controller: str, cid: str, name: str) -> str:
@@ -48,7 +50,9 @@ def read(controller: str, cid: str, name: str) -> str:
 
 
 def groups_left(cid: str) -> list[str]:
-    return glob.glob(f"{ROOT}/*/cshell/{cid}") + glob.glob(f"{ROOT}/cshell/{cid}")
+    """CID may be a 12-character prefix (a systemd scope's name has no more)."""
+    return (glob.glob(f"{ROOT}/*/cshell/{cid}*") + glob.glob(f"{ROOT}/cshell/{cid}*")
+            + glob.glob(f"{ROOT}/cshell.slice/cshell-{cid[:12]}.scope"))
 
 
 def run_detached(cshell: Cshell, *args: str) -> str:
@@ -278,9 +282,11 @@ def test_kernel_refused_limit_is_one_line_and_leaves_nothing(cshell: Cshell, sta
     assert proc.returncode == 1, proc
     lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("  …")]  # busybox being made here
     assert len(lines) == 2 and lines[1].startswith("hint:"), proc.stderr
-    parent = ROOT / "cshell" if V2 else ROOT / "pids" / "cshell"
+    parent = (ROOT / "cshell.slice" if cgroups.systemd_driver() else ROOT / "cshell") if V2 else ROOT / "pids" / "cshell"
     assert lines[0].startswith(f"error: cgroup write refused: echo 5000000 > {parent}/"), lines
     assert lines[0].endswith("/pids.max: Invalid argument"), lines
-    cid = lines[0].split("/cshell/")[1].split("/")[0]
+    found = re.search(r"/cshell/([0-9a-f]{64})/|/cshell-([0-9a-f]{12})\.scope/", lines[0])
+    assert found, lines
+    cid = found.group(1) or found.group(2)
     assert not groups_left(cid)
     assert not list((state_root / "containers").iterdir())

@@ -227,6 +227,10 @@ def _stop_empty_scopes(min_age: float) -> list[str]:
         with contextlib.suppress(OSError):
             if "populated 0" in (scope / "cgroup.events").read_text() and time.time() - scope.stat().st_mtime > min_age:
                 systemd.stop_scope(scope.name.removeprefix("cshell-").removesuffix(".scope"))
+                for d in (*scope.iterdir(), scope):  # what systemd does not know of (no unit): ours to remove
+                    if d.is_dir():
+                        with contextlib.suppress(OSError):
+                            os.rmdir(d)
                 stopped.append(str(scope))
     return stopped
 
@@ -307,7 +311,7 @@ def own_hierarchies() -> list[str]:
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
-            if path.startswith(f"/{GROUP}/"):
+            if path.startswith((f"/{GROUP}/", "/cshell.slice/")):  # cgroupfs or systemd layout
                 out.append(controllers)
     return out
 
