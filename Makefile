@@ -24,7 +24,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: help deps venv vm-image test-v2 demo test lint bench clean box box-clean box-smoke
+.PHONY: help deps venv vm-image test-v2 demo test lint bench clean box box-clean box-smoke test-vm
 
 # cshell creates namespaces, mounts and cgroups: everything but `help` needs root.
 ifneq ($(shell id -u),0)
@@ -38,7 +38,7 @@ help:
 	@echo "make test    ruff + pytest (as root: the kernel tests make real containers)"
 	@echo "make bench   cshell vs runc and crun (BENCH_ARGS='--runs 50 --json out.json')"
 	@echo "make box     build the Vagrant box cshell/bookworm-local here (libvirt; see README)"
-	@echo "make deps | venv | vm-image | test-v2 | lint | clean | box-clean | box-smoke"
+	@echo "make deps | venv | vm-image | test-v2 | lint | clean | box-clean | box-smoke | test-vm"
 
 deps:
 	$(call apt_ensure,$(APT_PKGS))
@@ -93,6 +93,11 @@ box-clean:
 # The local box for real: vagrant up, provisioning, lesson08 --fast inside, destroy (timed).
 box-smoke: box
 	scripts/box/smoke.sh
+
+# The students' machine, proven: box-smoke plus every lesson in both languages and the
+# cgroup and container tests under pytest, inside the VM (~15 min under TCG).
+test-vm: box
+	FULL=1 scripts/box/smoke.sh
 
 bench: deps venv
 	$(call apt_ensure,$(BENCH_PKGS))

@@ -62,6 +62,18 @@ scoped()       {  # a container started from this ssh session: shim and PID 1 le
         grep -qx 50331648 /sys/fs/cgroup/cshell.slice/cshell-*.scope/container/memory.max
         cshell rm -f scoped >/dev/null'
 }
+lessons()      {  # FULL=1: every lesson in both languages (lesson08 en ran above)
+    [ -n "${FULL:-}" ] || return 0
+    local l lang
+    for l in lesson05 lesson06 lesson07 lesson08; do for lang in en zh; do
+        [ "$l/$lang" = lesson08/en ] && continue
+        timed "$l $lang --fast in VM" vagrant ssh -c "sudo cshell --script $l --fast --lang $lang" || return 1
+    done; done
+}
+guest_tests()  {  # FULL=1: the cgroup and container tests under pytest, on systemd and cgroup v2
+    [ -n "${FULL:-}" ] || return 0
+    timed "pytest in VM" vagrant ssh -c 'cd /vagrant && sudo .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_cgroups.py tests/test_containers.py'
+}
 no_failed()    {  # no unit of ours (or anyone's) failed during the lesson
     local failed; failed=$(vagrant ssh -c 'systemctl --failed --no-legend --plain' 2>/dev/null | tr -d '\r')
     [ -z "$failed" ] || { log "systemctl --failed: $failed"; return 1; }
@@ -74,7 +86,7 @@ main() {
     local before rc=0
     before=$(leftovers)
     log "log: $LOG"
-    boot_to_ssh && guest_boot && provision && lesson08 && as_student && scoped && no_failed || rc=$?
+    boot_to_ssh && guest_boot && provision && lesson08 && as_student && scoped && lessons && guest_tests && no_failed || rc=$?
     [ $rc = 0 ] || { log "FAILED (rc=$rc); last lines of $LOG:"; tail -n 40 "$LOG" >&2; }
     [ -n "${KEEP:-}" ] && { log "KEEP=1: VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH"; return $rc; }
     destroy || rc=1
