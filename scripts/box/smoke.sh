@@ -50,17 +50,22 @@ guest_boot()   {  # the guest's own view: kernel + systemd until multi-user
 }
 provision()    { timed provisioning vagrant provision; }
 lesson08()     { timed "lesson08 --fast in VM" vagrant ssh -c 'sudo cshell --script lesson08.cs --fast'; }
-as_student()   { timed "cshell as vagrant" vagrant ssh -c 'cshell run --rm busybox id -u | grep -qx 0'; }  # re-runs via sudo
+as_student()   {  # plain `cshell` as the vagrant user: it re-runs itself through sudo, so the container's root is 0
+    timed "cshell as vagrant" vagrant ssh -c 'out=$(cshell run --rm busybox id -u); rc=$?; echo "cshell as vagrant: rc=$rc out=$out"; [ "$rc/$out" = 0/0 ]'
+}
 scoped()       {  # a container started from this ssh session: shim and PID 1 leave the session's scope,
                   # and daemon-reload keeps its limits (systemd never writes inside a delegated subtree)
-    timed "systemd scope" vagrant ssh -c 'set -e
-        cshell run -d --name scoped --memory 48m busybox sleep 300 >/dev/null
-        s=$(cshell inspect --format "{{.State.Pid}}" scoped)
-        grep -q "^0::/cshell.slice/cshell-.*\.scope/container$" /proc/$s/cgroup
-        ! pgrep -f "cshell run -d --name scoped" | xargs -r -I{} grep -l session /proc/{}/cgroup | grep -q .
+    timed "systemd scope" vagrant ssh -c 'set -ex
+        cshell run -d --name scoped --memory 48m busybox sleep 300
+        pid=$(cshell inspect --format "{{.State.Pid}}" scoped)
+        shim=$(pgrep -x cshell-shim)
+        cat /proc/$pid/cgroup /proc/$shim/cgroup
+        grep -q "^0::/cshell.slice/cshell-.*\.scope/container$" /proc/$pid/cgroup
+        grep -q "^0::/cshell.slice/cshell-.*\.scope/shim$" /proc/$shim/cgroup
         sudo systemctl daemon-reload
+        cat /sys/fs/cgroup/cshell.slice/cshell-*.scope/container/memory.max
         grep -qx 50331648 /sys/fs/cgroup/cshell.slice/cshell-*.scope/container/memory.max
-        cshell rm -f scoped >/dev/null'
+        cshell rm -f scoped'
 }
 lessons()      {  # FULL=1: every lesson in both languages (lesson08 en ran above)
     [ -n "${FULL:-}" ] || return 0
