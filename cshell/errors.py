@@ -8,12 +8,18 @@ from __future__ import annotations
 
 
 class CShellError(Exception):
-    """A failure the user can act on."""
+    """A failure the user can act on. ``status`` is the one-shot exit status, as docker's:
+    1 for most failures, 125 for a flag docker's parser refuses and for anything that stops
+    `run` before the command starts (see ``status_of``)."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    status = 1
+
+    def __init__(self, message: str, hint: str = "", status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if status is not None:
+            self.status = status
 
     def __str__(self) -> str:
         return self.message
@@ -51,6 +57,25 @@ class ContainerCommandError(CShellError):
     def __init__(self, message: str, hint: str = "", exit_code: int = 127) -> None:
         super().__init__(message, hint)
         self.exit_code = exit_code
+
+
+RUN_FAILED = 125  # docker run: the daemon or the runtime failed, the command never started
+CANNOT_EXECUTE = 126  # the command exists but cannot be executed
+NOT_FOUND = 127  # the command was not found
+
+
+def command_status(e: CShellError, command: str) -> int:
+    """The exit status docker gives when ``command`` fails with ``e`` before the container's
+    own command ran: `run` 127/126 (not found / cannot execute) or 125 for anything else;
+    `exec` 126 for whatever stops the process from starting; every other command 1."""
+    if command == "run":
+        if (isinstance(e, ContainerCommandError) and e.exit_code in (CANNOT_EXECUTE, NOT_FOUND)
+                and e.message.startswith("exec: ")):  # runc's own words: the execve itself failed
+            return e.exit_code
+        return e.status if "status" in vars(e) else RUN_FAILED  # a status given explicitly wins
+    if command == "exec" and isinstance(e, ContainerCommandError):
+        return CANNOT_EXECUTE
+    return e.status
 
 
 def reason(e: BaseException) -> str:

@@ -188,8 +188,14 @@ def _cgroup_dirs() -> set[str]:
     return {p.rstrip("/") for p in paths}
 
 
+FOREIGN_MOUNTS = ("/cshell-dockerd-",)  # the parity harness's dockerd (tests/parity/dockerd.py): its own stop() cleans
+
+
 def _mount_lines() -> set[str]:
-    return set(_read("/proc/self/mountinfo").splitlines())
+    """The host's mounts, but a reference engine's own (Docker's overlays, netns, shm under its
+    temporary directory): they are Docker's while its daemon runs, never cshell's."""
+    return {line for line in _read("/proc/self/mountinfo").splitlines()
+            if not any(mark in line for mark in FOREIGN_MOUNTS)}
 
 
 def _open_fds() -> dict[int, str]:

@@ -134,10 +134,14 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout
 
 
-def refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """One `error:` line and its hint, exit 1, no traceback, no internal error."""
+RUN_REFUSED = 125  # docker run's status when the daemon refuses the line: the command never started
+
+
+def refused(proc: subprocess.CompletedProcess, *needles: str, status: int = 1) -> str:
+    """One `error:` line and its hint, exit ``status`` (1; a refused `run`: 125, as docker),
+    no traceback, no internal error."""
     assert "internal error" not in proc.stderr, proc.stderr
-    return assert_error(proc, *needles)
+    return assert_error(proc, *needles, status=status)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -827,7 +831,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case: str, cshell: Cshell, st
     ok(cshell("run", "--name", "keep", "busybox", "true"))  # a state root with something in it
     before = state_of(state_root)
     args, needles = BAD_INPUT[case]
-    refused(cshell(*args), *needles)
+    refused(cshell(*args), *needles, status=RUN_REFUSED if args[0] == "run" else 1)
     assert state_of(state_root) == before, f"{case}: the refused command changed the state root"
     ok(cshell("rm", "keep"))
 
@@ -852,7 +856,7 @@ def test_bad_env_file_is_one_line_and_changes_nothing(case: str, cshell: Cshell,
     data, needles = BAD_ENV_FILES[case]
     env_file = tmp_path / "bad.env"
     env_file.write_bytes(data)
-    error = refused(cshell("run", "--env-file", str(env_file), *IMG), *needles)
+    error = refused(cshell("run", "--env-file", str(env_file), *IMG), *needles, status=RUN_REFUSED)
     assert str(env_file) in error  # which file
     assert state_of(state_root) == before, f"{case}: the refused run changed the state root"
     ok(cshell("rm", "keep"))
@@ -880,7 +884,7 @@ def test_an_image_whose_env_execve_refuses_is_refused_at_run(cshell: Cshell, sta
                    settings={"Cmd": ["true"], "Env": ["PATH=/bin", "=x"]})
     ok(cshell("load", "-i", str(path)))
     before = snapshot(state_root)
-    refused(cshell("run", "badenv:v1"), "image badenv:v1", "invalid environment variable: =x")
+    refused(cshell("run", "badenv:v1"), "image badenv:v1", "invalid environment variable: =x", status=RUN_REFUSED)
     assert snapshot(state_root) == before
     assert ok(cshell("run", "--rm", "-e", "X=1", "busybox", "true")) == ""
 
@@ -899,7 +903,7 @@ def test_exec_refuses_what_run_refuses(cshell: Cshell, state_root: Path, tmp_pat
 def test_nocopy_on_a_bind_makes_no_host_directory(cshell: Cshell, state_root: Path, tmp_path: Path) -> None:
     """-v creates a missing host directory, but not for a spec it refuses."""
     host = tmp_path / "never-made"
-    refused(cshell("run", "-v", f"{host}:/b:nocopy", *IMG), "nocopy")
+    refused(cshell("run", "-v", f"{host}:/b:nocopy", *IMG), "nocopy", status=RUN_REFUSED)
     assert not host.exists()
     assert not (state_root / "containers").is_dir() or not any((state_root / "containers").iterdir())
 

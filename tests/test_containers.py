@@ -110,7 +110,7 @@ def test_old_root_is_gone(cshell: Cshell, state_root: Path) -> None:
     # Only the container's own mounts; the host's root (pivot_root's old root) is detached.
     # (Field 4 of a bind mount and the overlay options do name host paths: the kernel shows them.)
     assert sorted(mount_points) == sorted(["/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
-                                           "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm"]), out
+                                           "/proc", "/sys", "/dev", "/dev/pts", "/dev/mqueue", "/dev/shm"]), out
     assert not any(str(state_root) in point for point in mount_points)
     assert not any(line.split()[3] == "/" and " - ext4 " in line for line in out.splitlines()), out
 
@@ -185,7 +185,7 @@ def test_inspect_fields(cshell: Cshell) -> None:
     assert Path(data["GraphDriver"]["Data"]["UpperDir"]).is_dir()
 
     fmt = ok(cshell("inspect", "--format", "{{.State.Pid}} {{.Name}} {{json .Config.Cmd}}", "web"))
-    assert fmt == f'{pid} /web ["sleep", "100"]\n'
+    assert fmt == f'{pid} /web ["sleep","100"]\n'  # Go's json.Marshal: compact
     assert json.loads(ok(cshell("inspect", "-f", "{{json .Config.Cmd}}", cid[:8]))) == ["sleep", "100"]
 
     ok(cshell("rm", "-f", "web"))

@@ -22,9 +22,10 @@ def contents(root: Path) -> list[str]:
     return sorted(p.name for p in containers.iterdir()) if containers.is_dir() else []
 
 
-def assert_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """One error line, a hint right after it, exit 1, no traceback; returns the error line."""
-    assert proc.returncode == 1, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+def assert_error(proc: subprocess.CompletedProcess, *needles: str, status: int = 1) -> str:
+    """One error line, a hint right after it, exit ``status`` (docker's: 1, or 125 for a flag
+    its parser refuses and for a refused `run`), no traceback; returns the error line."""
+    assert proc.returncode == status, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = proc.stderr.splitlines()
     errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
@@ -44,10 +45,10 @@ def hint_of(proc: subprocess.CompletedProcess) -> str:
 @pytest.fixture
 def check(cshell: Cshell, state_root: Path):  # noqa: ANN201
     """check(args, needles...): the command fails cleanly and changes no container."""
-    def run(args: list[str], *needles: str) -> subprocess.CompletedProcess:
+    def run(args: list[str], *needles: str, status: int = 1) -> subprocess.CompletedProcess:
         before = contents(state_root)
         proc = cshell(*args)
-        assert_error(proc, *needles)
+        assert_error(proc, *needles, status=status)
         assert contents(state_root) == before, "a failing command changed the containers"
         return proc
     return run
@@ -59,11 +60,11 @@ def test_unknown_command_suggests(check) -> None:  # noqa: ANN001
 
 
 def test_unknown_flag(check) -> None:  # noqa: ANN001
-    check(["ps", "--bogus"], "unknown flag", "--bogus")
-    proc = check(["run", "--detatch", "busybox", "true"], "unknown flag", "--detatch")
+    check(["ps", "--bogus"], "unknown flag", "--bogus", status=125)  # docker's flag parser: 125
+    proc = check(["run", "--detatch", "busybox", "true"], "unknown flag", "--detatch", status=125)
     assert "--detach" in hint_of(proc)
-    check(["run", "--name"], "--name needs a value")
-    check(["run"], "needs IMAGE")
+    check(["run", "--name"], "--name needs a value", status=125)
+    check(["run"], "needs IMAGE")  # a missing argument: 1, as docker
 
 
 @pytest.mark.parametrize("args", [["inspect", "nope"], ["exec", "nope", "true"], ["rm", "nope"],
@@ -72,35 +73,39 @@ def test_unknown_container(check, args: list[str]) -> None:  # noqa: ANN001
     check(args, "no such container", "nope")
 
 
-def test_rm_checks_every_name_first(check, cshell: Cshell) -> None:  # noqa: ANN001
-    assert cshell("run", "--name", "keep", "busybox", "true").returncode == 0
-    check(["rm", "keep", "nope"], "nope")
-    assert cshell("inspect", "keep").returncode == 0
-    assert cshell("rm", "keep").returncode == 0
+def test_rm_acts_on_each_name(cshell: Cshell) -> None:
+    """docker rm a nope: removes a, reports nope on its own line, exits 1 (-f: 0)."""
+    assert cshell("run", "--name", "gone", "busybox", "true").returncode == 0
+    proc = cshell("rm", "gone", "nope")
+    assert_error(proc, "nope")
+    assert proc.stdout == "gone\n"
+    assert cshell("inspect", "gone").returncode == 1
+    forced = cshell("rm", "-f", "nope")
+    assert forced.returncode == 0 and "nope" in forced.stderr
 
 
 def test_unknown_image(check) -> None:  # noqa: ANN001
-    check(["run", "nosuchimage", "true"], "no such image", "nosuchimage")
-    check(["run", "bad image", "true"], "invalid image name")
+    check(["run", "nosuchimage", "true"], "no such image", "nosuchimage", status=125)
+    check(["run", "bad image", "true"], "invalid image name", status=125)
 
 
 def test_name_in_use(check, cshell: Cshell) -> None:  # noqa: ANN001
     assert cshell("run", "--name", "a", "busybox", "true").returncode == 0
-    proc = check(["run", "--name", "a", "busybox", "true"], "already in use", '"a"')
+    proc = check(["run", "--name", "a", "busybox", "true"], "already in use", '"a"', status=125)
     assert "rm -f a" in hint_of(proc)
     assert cshell("rm", "a").returncode == 0
 
 
 def test_command_not_found_in_image(check, state_root: Path) -> None:  # noqa: ANN001
-    check(["run", "busybox", "nosuchcmd"], "nosuchcmd")
-    check(["run", "-d", "--name", "x", "busybox", "/no/such/file"], "/no/such/file")
-    check(["run", "--rm", "busybox", "/etc/passwd"], "permission denied")
+    check(["run", "busybox", "nosuchcmd"], "nosuchcmd", status=127)  # docker's: not found
+    check(["run", "-d", "--name", "x", "busybox", "/no/such/file"], "/no/such/file", status=127)
+    check(["run", "--rm", "busybox", "/etc/passwd"], "permission denied", status=126)  # cannot execute
     assert contents(state_root) == []
 
 
 def test_invalid_name(check) -> None:  # noqa: ANN001
-    check(["run", "--name", "bad name!", "busybox", "true"], "invalid container name")
-    check(["run", "--name=-x", "busybox", "true"], "invalid container name")
+    check(["run", "--name", "bad name!", "busybox", "true"], "invalid container name", status=125)
+    check(["run", "--name=-x", "busybox", "true"], "invalid container name", status=125)
 
 
 def test_exec_into_stopped_container(check, cshell: Cshell) -> None:  # noqa: ANN001
@@ -114,7 +119,7 @@ def test_exec_into_stopped_container(check, cshell: Cshell) -> None:  # noqa: AN
 
 def test_exec_unknown_command_in_running_container(check, cshell: Cshell) -> None:  # noqa: ANN001
     assert cshell("run", "-d", "--name", "a", "busybox", "sleep", "100").returncode == 0
-    check(["exec", "a", "nosuchcmd"], "nosuchcmd")
+    check(["exec", "a", "nosuchcmd"], "nosuchcmd", status=126)  # docker exec: 126 for any start failure
     assert cshell("rm", "-f", "a").returncode == 0
 
 
@@ -136,7 +141,7 @@ def test_bad_stop_time_and_template(check, cshell: Cshell) -> None:  # noqa: ANN
 def test_not_root(state_root: Path) -> None:
     for args in (["ps"], ["run", "busybox", "true"], ["ns", "ls"]):
         proc = run_cshell(state_root, *args, prefix=NOBODY)
-        assert_error(proc, "root")
+        assert_error(proc, "root", status=125 if args[0] == "run" else 1)
         assert "sudo" in hint_of(proc)
     assert contents(state_root) == []
     helped = run_cshell(state_root, "help", prefix=NOBODY)
@@ -162,6 +167,6 @@ def overlay_root() -> Iterator[Path]:
 
 def test_state_root_on_overlayfs(overlay_root: Path) -> None:
     proc = run_cshell(overlay_root, "run", "busybox", "true")
-    line = assert_error(proc, "overlay")
+    line = assert_error(proc, "overlay", status=125)
     assert "--root" in hint_of(proc), line
     assert contents(overlay_root) == []

@@ -118,9 +118,9 @@ def test_non_root_user_has_no_capabilities(cshell: Cshell) -> None:
 
 def test_user_names_and_groups_come_from_the_containers_files(cshell: Cshell) -> None:
     assert ok(cshell("run", "--rm", "--net", "none", "-u", "nobody", "busybox", "id")).strip() == \
-        "uid=65534(nobody) gid=65534(nogroup)"
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"  # runc: the primary group too
     assert ok(cshell("run", "--rm", "--net", "none", "-u", "nobody:root", "busybox", "id")).strip() == \
-        "uid=65534(nobody) gid=0(root)"
+        "uid=65534(nobody) gid=0(root) groups=0(root)"
     assert ok(cshell("run", "--rm", "--net", "none", "busybox", "sh", "-c", "echo $HOME")).strip() == "/root"
     out = failed(cshell("run", "--rm", "--net", "none", "-u", "nosuchuser", "busybox", "id"))
     assert "unable to find user nosuchuser" in out

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from types import SimpleNamespace
 
-from cshell.commands.context import Context
+from cshell.commands.context import Context, each_target
 from cshell.commands.registry import (
     COMMAND,
     CONTAINER,
@@ -136,7 +135,7 @@ VOLUMES_HELP = """Volumes and bind mounts (`-v`, `--mount`, `--tmpfs`), as docke
 
 def _check_tty(args: SimpleNamespace) -> None:
     if args.tty and args.interactive and not os.isatty(0):
-        raise UsageError("the input device is not a TTY", "drop -t (keep -i), or run from a terminal")
+        raise UsageError("the input device is not a TTY", "drop -t (keep -i), or run from a terminal", status=1)
 
 
 @command(
@@ -162,6 +161,7 @@ def _check_tty(args: SimpleNamespace) -> None:
         Opt(("--tmpfs",), "a tmpfs at PATH[:size=64m] (noexec, nosuid, nodev)", "PATH", multi=True),
         *LIMIT_OPTIONS,
         Opt(("--init",), "run a tiny init (cshell-init) as PID 1: it forwards signals and reaps zombies"),
+        Opt(("--read-only",), "mount the container's root read-only (volumes, --tmpfs, /dev and /dev/shm stay writable)"),
         *SECURITY_OPTIONS,
     ),
     positionals=(Pos("image", "the image to start from", complete=IMAGE),
@@ -217,7 +217,7 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
                       domainname=args.domainname,
                       network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
-                      user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
+                      read_only=args.read_only, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
                       privileged=args.privileged, security_opt=args.security_opt,
                       **{k: getattr(args, k) for k in LIMIT_FIELDS})
     container, code = ctx.runtime.run(opts)
@@ -265,15 +265,16 @@ def ps(ctx: Context, args: SimpleNamespace) -> int:
 or `ns ls PID` with it. .GraphDriver.Data shows the overlay directories.""",
 )
 def inspect(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.views.template import render
+    from cshell.views.template import docker_json, render
 
-    data = [_inspect_one(ctx, ref) for ref in args.containers]
+    data: list[dict] = []
+    status = each_target(ctx, args.containers, lambda ref: data.append(_inspect_one(ctx, ref)))
     if args.format:
         for item in data:
             ctx.out.text(render(args.format, item))
     else:
-        ctx.out.text(json.dumps(data, indent=4))
-    return 0
+        ctx.out.text(docker_json(data))
+    return status
 
 
 def _inspect_one(ctx: Context, ref: str) -> dict:
@@ -354,11 +355,12 @@ def stop(ctx: Context, args: SimpleNamespace) -> int:
         raise UsageError(f"invalid time {args.time!r}", "give seconds, e.g. stop -t 2 NAME") from None
     if timeout != timeout:  # nan
         raise UsageError(f"invalid time {args.time!r}", "give seconds, e.g. stop -t 2 NAME (-1: wait forever)")
-    for ref in args.containers:
-        c = ctx.runtime.get(ref)
-        ctx.runtime.stop(c, timeout)
+
+    def one(ref: str) -> None:
+        ctx.runtime.stop(ctx.runtime.get(ref), timeout)
         ctx.out.text(ref)
-    return 0
+
+    return each_target(ctx, args.containers, one)
 
 
 @command(
@@ -369,10 +371,11 @@ def stop(ctx: Context, args: SimpleNamespace) -> int:
     details="The writable layer is kept: files written before are still there.",
 )
 def start(ctx: Context, args: SimpleNamespace) -> int:
-    for ref in args.containers:
+    def one(ref: str) -> None:
         ctx.runtime.start(ctx.runtime.get(ref))
         ctx.out.text(ref)
-    return 0
+
+    return each_target(ctx, args.containers, one)
 
 
 @command(
@@ -385,8 +388,45 @@ def start(ctx: Context, args: SimpleNamespace) -> int:
     details="Removes the writable layer, the init layer, the logs and the cgroup. Mounts died with the container's mount namespace.",
 )
 def rm(ctx: Context, args: SimpleNamespace) -> int:
-    containers = [ctx.runtime.get(ref) for ref in args.containers]  # all exist, or change nothing
-    for ref, c in zip(args.containers, containers, strict=True):
-        ctx.runtime.remove(c, force=args.force, volumes=args.volumes)
+    def one(ref: str) -> None:
+        ctx.runtime.remove(ctx.runtime.get(ref), force=args.force, volumes=args.volumes)
         ctx.out.text(ref)
-    return 0
+
+    return each_target(ctx, args.containers, one, ok_missing=args.force)  # docker 20.10: rm -f MISSING exits 0
+
+
+@command(
+    "wait", "wait until containers stop, then print each one's exit code",
+    positionals=(Pos("containers", "containers to wait for", many=True, complete=CONTAINER),),
+    example="wait web",
+    docker="docker wait",
+    details="Returns at once for a container that is not running: its last exit code.",
+)
+def wait(ctx: Context, args: SimpleNamespace) -> int:
+    def one(ref: str) -> None:
+        ctx.out.text(str(ctx.runtime.wait(ctx.runtime.get(ref))))
+
+    return each_target(ctx, args.containers, one)
+
+
+@command(
+    "kill", "send a signal to running containers' PID 1 (default SIGKILL)",
+    options=(Opt(("-s", "--signal"), "the signal: a name (TERM, SIGHUP) or a number", "SIG", default="KILL"),),
+    positionals=(Pos("containers", "containers to signal", many=True, complete=RUNNING),),
+    example="kill -s HUP web",
+    docker="docker kill",
+    details="""
+kill(2) on the container's PID 1 as the host sees it (.State.Pid). A PID 1 gets no
+default signal actions: a signal it has no handler for does nothing, except
+SIGKILL (and SIGSTOP), which the kernel delivers from outside the namespace.""",
+)
+def kill(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine.kernel.processes import parse_signal
+
+    sig = parse_signal(args.signal)
+
+    def one(ref: str) -> None:
+        ctx.runtime.kill_running(ctx.runtime.get(ref), sig)
+        ctx.out.text(ref)
+
+    return each_target(ctx, args.containers, one)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from cshell.engine import trace
@@ -64,3 +65,21 @@ class Context:
     @explain.setter
     def explain(self, on: bool) -> None:
         trace.set_explain(on)
+
+
+def each_target(ctx: Context, refs: list[str], action: Callable[[str], object],
+                ok_missing: bool = False) -> int:
+    """docker's way with several targets (`rm a b`, `stop`, `kill`, `rmi`, `volume rm`):
+    act on every one that can be acted on, one error per failure, exit 1 if any failed.
+    ``ok_missing``: a target that does not exist is reported but is no failure (`rm -f`)."""
+    from cshell.errors import CShellError, NotFound
+
+    status = 0
+    for ref in refs:
+        try:
+            action(ref)
+        except CShellError as e:
+            ctx.out.error(e)
+            if not (ok_missing and isinstance(e, NotFound)):
+                status = 1
+    return status

@@ -7,7 +7,7 @@ import shlex
 
 from cshell.commands.context import Context
 from cshell.commands.registry import lookup, parse
-from cshell.errors import CShellError, PrivilegeError, UsageError
+from cshell.errors import CShellError, PrivilegeError, UsageError, command_status
 
 
 def split_words(line: str) -> list[str]:
@@ -53,16 +53,18 @@ def run_line(ctx: Context, line: str) -> int:
         return run_words(ctx, split_words(line))
     except CShellError as e:
         ctx.out.error(e)
-        return 1
+        return e.status
 
 
 def run_words(ctx: Context, words: list[str]) -> int:
     """Execute one command given as words (the one-shot CLI's argv)."""
     if not words:
         return 0
+    name = ""
     try:
         cmd, rest = lookup(words)
-        args = parse(cmd, rest)
+        args = parse(cmd, rest)  # its errors keep their own status (docker's parser: 125 for a flag)
+        name = cmd.name
         if cmd.needs_root and os.geteuid() != 0:
             raise PrivilegeError(f"`{cmd.name}` needs root: namespaces, mounts and cgroups are root's tools",
                                  "run it as root (sudo cshell …), or ask an admin to add you to the "
@@ -71,7 +73,7 @@ def run_words(ctx: Context, words: list[str]) -> int:
         return int(status or 0)
     except CShellError as e:
         ctx.out.error(e)
-        return 1
+        return command_status(e, name)
     except KeyboardInterrupt:
         ctx.out.note("interrupted")
         return 130

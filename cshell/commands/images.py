@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cshell.commands.context import Context
+from cshell.commands.context import Context, each_target
 from cshell.commands.registry import CONTAINER, IMAGE, Opt, Pos, command
 from cshell.errors import UsageError
 
@@ -13,6 +13,7 @@ from cshell.errors import UsageError
     "images", "list the images in the store",
     options=(Opt(("-a", "--all"), "also untagged images (build steps kept for the cache)"),
              Opt(("-q", "--quiet"), "only the image ids")),
+    positionals=(Pos("reference", "only REPOSITORY or REPOSITORY:TAG", optional=True, complete=IMAGE),),
     example="images",
     group="images",
     docker="docker images",
@@ -25,6 +26,8 @@ The IMAGE ID is the sha256 of the image's config: the same content, the same id.
 def images(ctx: Context, args: SimpleNamespace) -> int:
     ctx.root.ensure()
     found = ctx.runtime.store.list(all=args.all)
+    if args.reference:
+        found = _matching(found, args.reference)
     if args.quiet:
         for image in found:
             ctx.out.text(image.short_id)
@@ -33,6 +36,16 @@ def images(ctx: Context, args: SimpleNamespace) -> int:
 
     ctx.out.print(images_table(found))
     return 0
+
+
+def _matching(found: list, reference: str) -> list:
+    """docker images REPO[:TAG]: the images with that name (every tag when none is given)."""
+    from cshell.engine.image.reference import normalize_ref
+
+    full = normalize_ref(reference)  # an invalid name is refused here
+    if full == reference:  # a tag was given: that name exactly
+        return [image for image in found if full in image.refs]
+    return [image for image in found if any(r.rpartition(":")[0] == reference for r in image.refs)]
 
 
 @command(
@@ -85,13 +98,14 @@ shares are deleted from the store.""",
 def rmi(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.build.commit import remove_image
 
-    for ref in args.images:
+    def one(ref: str) -> None:
         names, gone = remove_image(ctx.runtime, ref, force=args.force)
         for name in names:
             ctx.out.text(f"Untagged: {name}")
         if gone:
             ctx.out.text(f"Deleted: {ref}")
-    return 0
+
+    return each_target(ctx, args.images, one)
 
 
 @command(

@@ -137,6 +137,8 @@ def parse(cmd: Command, words: list[str]) -> SimpleNamespace:
             flags_done = True  # `run -- IMAGE CMD`, `rm -- NAME`: what follows are positionals
             if rest_index is not None and len(positionals) >= rest_index:
                 rest = []
+        elif cmd.name == "run" and rest_index is not None and len(positionals) >= rest_index:
+            rest = [word]  # docker's `run IMAGE --x`: the container's command starts here, flags or not
         elif word.startswith("-") and word != "-" and not flags_done:
             i = _take_option(cmd, ns, words, i)
         elif rest_index is not None and len(positionals) >= rest_index:
@@ -163,10 +165,10 @@ def _take_option(cmd: Command, ns: SimpleNamespace, words: list[str], i: int) ->
 
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}?" if close else f"`help {cmd.name}` lists its options"
-        raise UsageError(f"unknown flag {name} for `{cmd.name}`", hint)
+        raise UsageError(f"unknown flag {name} for `{cmd.name}`", hint, status=125)  # docker's flag parser
     if opt.value is None:
         if eq:
-            raise UsageError(f"{name} takes no value", f"write just {name}")
+            raise UsageError(f"{name} takes no value", f"write just {name}", status=125)
         setattr(ns, opt.dest, True)
         return i
     if eq:
@@ -175,7 +177,7 @@ def _take_option(cmd: Command, ns: SimpleNamespace, words: list[str], i: int) ->
         i += 1
         value = words[i]
     else:
-        raise UsageError(f"{name} needs a value ({opt.value})", f"e.g. {cmd.example or cmd.usage}")
+        raise UsageError(f"{name} needs a value ({opt.value})", f"e.g. {cmd.example or cmd.usage}", status=125)
     if opt.multi:
         getattr(ns, opt.dest).append(value)
     else:

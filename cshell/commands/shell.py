@@ -66,3 +66,29 @@ def explain(ctx: Context, args: SimpleNamespace) -> int:
 def exit_(ctx: Context, args: SimpleNamespace) -> int:
     ctx.wants_exit = True
     return 0
+
+
+def _differences_text() -> str:
+    """docs/differences.md, the one table of deliberate differences from docker (read, not copied)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "differences.md"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return "The table is docs/differences.md in cshell's source tree."
+
+
+@command(
+    "differences", "where cshell deliberately does not do what docker does, and why",
+    example="help differences",
+    group="shell",
+    needs_root=False,
+    details=_differences_text(),
+)
+def differences(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.commands.registry import REGISTRY
+    from cshell.views.help import command_help
+
+    ctx.out.print(command_help(REGISTRY["differences"]))
+    return 0

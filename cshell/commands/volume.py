@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from types import SimpleNamespace
 
-from cshell.commands.context import Context
+from cshell.commands.context import Context, each_target
 from cshell.commands.registry import RUNNING, Opt, Pos, command
 from cshell.errors import Conflict, UsageError
 
@@ -42,7 +41,7 @@ def _volumes(ctx: Context):  # noqa: ANN202 - cshell.engine.volumes.volumes.Volu
          details=VOLUME_DETAILS)
 def volume_create(ctx: Context, args: SimpleNamespace) -> int:
     ctx.root.ensure()
-    ctx.out.text(_volumes(ctx).create(args.name)["Name"])
+    ctx.out.text(_volumes(ctx).create(args.name, options={})["Name"])
     return 0
 
 
@@ -65,12 +64,21 @@ def volume_ls(ctx: Context, args: SimpleNamespace) -> int:
 
 
 @command("volume inspect", "show volumes as JSON (docker's shape)",
+         options=(Opt(("-f", "--format"), "a Go-style template, e.g. '{{.Mountpoint}}'", "TEMPLATE"),),
          positionals=(Pos("names", "volume names", many=True),),
          example="volume inspect data", docker="docker volume inspect", group="volumes")
 def volume_inspect(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.views.template import docker_json, render
+
     vols = _volumes(ctx)
-    ctx.out.text(json.dumps([vols.inspect(n) for n in args.names], indent=4))
-    return 0
+    found: list[dict] = []
+    status = each_target(ctx, args.names, lambda name: found.append(vols.inspect(name)))
+    if args.format:
+        for item in found:
+            ctx.out.text(render(args.format, item))
+    else:
+        ctx.out.text(docker_json(found))
+    return status
 
 
 @command("volume rm", "remove volumes (refused while a container uses one)",
@@ -79,12 +87,12 @@ def volume_inspect(ctx: Context, args: SimpleNamespace) -> int:
          example="volume rm data", docker="docker volume rm", group="volumes")
 def volume_rm(ctx: Context, args: SimpleNamespace) -> int:
     vols = _volumes(ctx)
-    for name in args.names:
-        vols.inspect(name)  # all exist, or change nothing
-    for name in args.names:
+
+    def one(name: str) -> None:
         vols.remove(name, force=args.force)
         ctx.out.text(name)
-    return 0
+
+    return each_target(ctx, args.names, one)
 
 
 @command("volume prune", "remove unused anonymous volumes (-a: every unused volume)",

@@ -103,11 +103,12 @@ expect /^pivot_root: +\/ is the hand-made rootfs/
 expect /^after escape: +\/ is the hand-made rootfs; \S+ does not exist here$/
 say:
   en: cshell starts every container this way. Its PID 1's mount table holds
-      only the container's own mounts: the overlay at `/`, then `/proc`, `/sys`,
-      `/dev` and the bind-mounted `/etc` files. No trace of the host's root.
+      only the container's own mounts: the overlay at `/`, then `/proc`, `/dev`,
+      `/sys`, the volumes and the bind-mounted `/etc` files, in runc's order.
+      No trace of the host's root.
   zh: cshell 启动每个容器都用这种方式。容器 1 号进程的挂载表里只有容器自己的挂载：
-      `/` 上的 overlay，然后是 `/proc`、`/sys`、`/dev` 和 bind mount 进来的几个 `/etc`
-      文件。宿主机的根不留一点痕迹。
+      `/` 上的 overlay，然后是 `/proc`、`/dev`、`/sys`、卷和 bind mount 进来的几个
+      `/etc` 文件，顺序和 runc 一样。宿主机的根不留一点痕迹。
 run -d --name box busybox sleep 600
 exec box awk '{print $5}' /proc/1/mountinfo
 expect /^\/\n/

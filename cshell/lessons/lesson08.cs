@@ -79,15 +79,15 @@ expect /<empty>.*ENV NAME=World/
 expect /<empty>.*EXPOSE 80/
 expect /^[0-9a-f]{12} .*mkdir -p \/app\/www/
 say:
-  en: Read the history from the bottom up. `ADD` and `RUN` changed files, so
-      their rows have a size and a layer id. `WORKDIR`, `EXPOSE`, `ENV` and
-      `CMD` only changed the image's settings: their rows say **`<empty>`** and
-      **0B**. They are still steps of their own, with a line in the history —
-      a layer with nothing in it.
-  zh: 从下往上读这段历史。`ADD` 和 `RUN` 改动了文件，所以它们有大小，也有层 ID。
-      `WORKDIR`、`EXPOSE`、`ENV` 和 `CMD` 只改了镜像的配置，它们那一行写着
-      **`<empty>`** 和 **0B**。但它们依然各自是一步，在历史里占一行——只是一层
-      什么文件都没有的“空层”。
+  en: Read the history from the bottom up. `WORKDIR` made the directory
+      `/app`, `ADD` and `RUN` changed files, so their rows have a size and a
+      layer id. `EXPOSE`, `ENV` and `CMD` only changed the image's settings:
+      their rows say **`<empty>`** and **0B**. They are still steps of their
+      own, with a line in the history — a layer with nothing in it.
+  zh: 从下往上读这段历史。`WORKDIR` 建了目录 `/app`，`ADD` 和 `RUN` 改动了文件，
+      所以它们有大小，也有层 ID。`EXPOSE`、`ENV` 和 `CMD` 只改了镜像的配置，
+      它们那一行写着 **`<empty>`** 和 **0B**。但它们依然各自是一步，在历史里
+      占一行——只是一层什么文件都没有的“空层”。
 reality:
   en: Docker's classic builder shows these settings-only steps as `#(nop)`, as
       above. Today's Docker builds with BuildKit, whose output hides them; `docker
@@ -117,7 +117,7 @@ say:
 run -d --name hello helloworld
 expect /^[0-9a-f]{64}$/
 inspect --format '{{json .Config.Cmd}}' helloworld
-expect ["sh", "/app/app.sh"]
+expect ["sh","/app/app.sh"]
 say:
   en: Words after the image replace that `CMD` for this one container. The
       `WORKDIR` of the Dockerfile still holds: the command starts in `/app`.

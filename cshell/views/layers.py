@@ -140,7 +140,7 @@ def _init_panel(s: Stack, short: Paths) -> Panel:
     state_dir = str(Path(init.binds[0][1]).parent) if init.binds else ""
     body = Text.assemble(
         ("empty placeholders ", "dim"), (" ".join(files), "bold"), ("   mount points ", "dim"),
-        (" ".join(dirs), "bold"), (" " + " ".join(others) if others else "", "bold"), "\n",
+        (" ".join(dirs), "bold"), ("   also " if others else "", "dim"), (" ".join(others), "bold"), "\n",
         ("the real files are bind-mounted over them from the container's state dir ", "dim"),
         (short(state_dir) + "/", STYLE[INIT]), "\n",
         ("so the runtime's writes never reach the rw layer, and commit never keeps them", "dim"), "\n",

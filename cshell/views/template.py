@@ -45,7 +45,19 @@ def render(template: str, data: Any) -> str:
     def action(match: re.Match[str]) -> str:
         expr = match.group(1)
         if expr.startswith("json "):
-            return json.dumps(_lookup(data, expr[5:].strip()))
+            return go_json(_lookup(data, expr[5:].strip()))
         return _show(_lookup(data, expr))
 
     return ACTION.sub(action, template)
+
+
+def go_json(value: Any) -> str:
+    """The template's `json` as Go's json.Marshal: compact, UTF-8 as it is, <, > and & escaped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def docker_json(data: Any) -> str:
+    """`inspect`'s JSON as docker prints it (Go's encoder, SetEscapeHTML(false), 4-space
+    indent): UTF-8 as it is, `<`, `>` and `&` unescaped, the keys in the order given."""
+    return json.dumps(data, indent=4, ensure_ascii=False)

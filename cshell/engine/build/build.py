@@ -33,7 +33,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cshell.engine.build import cache as buildcache
 
@@ -129,7 +129,7 @@ class BuildStepFailed(RuntimeFailure):
     """A RUN whose command exited non-zero."""
 
     def __init__(self, message: str, hint: str = "", exit_code: int = 1) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, status=exit_code or 1)  # docker build exits with the step's code
         self.exit_code = exit_code
 
 
@@ -211,6 +211,8 @@ class Builder:
             self.run_step(ins, index, total)
         elif ins.keyword in ("ADD", "COPY"):
             self.copy_step(ins)
+        elif ins.keyword == "WORKDIR":
+            self.workdir_step(ins)
         else:
             self.settings_step(ins)
 
@@ -443,7 +445,9 @@ class Builder:
             try:
                 launch = self.rt.launch(c, attached=False)
             except ContainerCommandError as e:  # the command cannot start (127: not found)
-                raise BuildStepFailed(f"step {index}/{total}: {e.message}", e.hint, e.exit_code) from None
+                failed = BuildStepFailed(f"step {index}/{total}: {e.message}", e.hint, e.exit_code)
+                failed.status = 1  # the runtime could not start it: docker build's error, 1
+                raise failed from None
             code = self.follow(launch, c)
             if code != 0:
                 raise BuildStepFailed(f"step {index}/{total}: the command '{' '.join(argv)}' returned a "
@@ -481,6 +485,36 @@ class Builder:
             if log is not None:
                 log.close()
             channel.close()
+
+    # -- WORKDIR --------------------------------------------------------------------------------------
+
+    def workdir_step(self, ins: Instruction) -> None:
+        """docker's classic builder makes the directory now, in a step container it commits: a
+        new directory is a layer of its own; one the image already has changes nothing, and
+        the step stays an empty layer (history only)."""
+        settings = self.settings()
+        desc = self._set_workdir(ins, settings)
+        created_by = " ".join([*self.shell(), "#(nop) ", desc])
+        key = buildcache.key(self.parent, created_by)
+        if self.from_cache(key):
+            return
+        layer = None
+        if self.image is not None:  # FROM scratch: nothing to make it in, as docker
+            layer = self.workdir_layer(settings["WorkingDir"])
+        self.record(key, settings, created_by, layer)
+
+    def workdir_layer(self, path: str) -> Layer | None:
+        from cshell.engine.build import copy as buildcopy
+
+        staging = self.store.root.layers / f"build-{new_id()[:16]}.unpacking"  # reconcile removes it if we die
+        try:
+            self.store.ensure_unpacked(self.image)
+            header = {"dest": path, "single": False, "chown": None, "chmod": None}
+            upper = buildcopy.copy_into(staging, [layer.path for layer in self.layers], header, _empty_tar)
+            return self.new_layer(upper)
+        finally:
+            with shielded():
+                shutil.rmtree(staging, ignore_errors=True)
 
     # -- ADD and COPY -----------------------------------------------------------------------------------
 
@@ -540,6 +574,14 @@ class Builder:
         unused = sorted(set(self.opts.build_args) - set(self.args) - set(self.meta_args))
         if unused:
             self.emit(BuildWarning(f"one or more build-args [{' '.join(unused)}] were not consumed"))
+
+
+def _empty_tar(out: IO[bytes]) -> None:
+    """No files: the copy process only makes the destination directory (WORKDIR)."""
+    import tarfile
+
+    with tarfile.open(fileobj=out, mode="w|"):
+        pass
 
 
 def _chmod(text: str | None) -> int | None:

@@ -111,6 +111,7 @@ class RunOptions:
     cpuset_cpus: str | None = None
     pids_limit: str | None = None
     init: bool = False  # --init: cshell-init as PID 1 forwards signals and reaps zombies (docker's tini)
+    read_only: bool = False  # --read-only: the root mount read-only (docker's ReadonlyRootfs)
     # containment (security.py): -u, --cap-add/--cap-drop, --privileged, --security-opt
     user: str | None = None  # None: the image's USER
     cap_add: list[str] = factory(list)
@@ -201,6 +202,7 @@ class Container:
             upperdir=str(self.dir / "rw"), workdir=str(self.dir / "work"),
             merged=str(self.dir / "merged"), state_dir=str(self.dir), mounts=mounts,
             privileged=bool((self.config.get("security") or {}).get("privileged")),
+            read_only=bool(self.config.get("read_only")),
         )
 
     def log_note(self) -> str:
@@ -226,7 +228,7 @@ class Container:
         """Docker's `inspect` shape, for the fields cshell has."""
         cfg, st, plan = self.config, self.state, self.rootfs_plan()
         status = self.status
-        return {
+        return docker_order({
             "Id": self.id,
             "Created": cfg["created"],
             "Path": cfg["argv"][0],
@@ -241,30 +243,54 @@ class Container:
                 **({"LogError": self.log_note()} if st.get("log_dropped") else {}),
             },
             "Image": cfg["image_id"],
-            "Name": "/" + self.name,
+            "ResolvConfPath": str(self.dir / "resolv.conf"),
             "HostnamePath": str(self.dir / "hostname"),
             "HostsPath": str(self.dir / "hosts"),
-            "ResolvConfPath": str(self.dir / "resolv.conf"),
             "LogPath": str(self.log_path),
-            "GraphDriver": {"Name": "overlay", "Data": {
-                "LowerDir": ":".join(plan.lowerdirs), "UpperDir": plan.upperdir,
-                "WorkDir": plan.workdir, "MergedDir": plan.merged,
-            }},
-            "Config": {
-                "Hostname": cfg["hostname"], "Domainname": cfg.get("domainname", ""), "Env": cfg["env"], "Cmd": cfg["cmd"],
-                "Entrypoint": cfg.get("entrypoint"), "Image": cfg["image"],
-                "WorkingDir": cfg["workdir"], "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
-                "User": cfg.get("user") or "",
-            },
+            "Name": "/" + self.name,
             "HostConfig": {"AutoRemove": cfg["auto_remove"], "NetworkMode": cfg.get("network", "none"),
-                           "Init": bool(cfg.get("init")),
                            "PortBindings": _port_bindings(cfg.get("ports", [])),
                            "PublishAllPorts": bool(cfg.get("publish_all")),
+                           "ReadonlyRootfs": bool(cfg.get("read_only")),
                            **limits_host_config(cfg.get("limits") or {}),
-                           **inspect_security(cfg.get("security") or {})},
-            "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
+                           **inspect_security(cfg.get("security") or {}),
+                           "Init": bool(cfg.get("init"))},
+            "GraphDriver": {"Data": {
+                "LowerDir": ":".join(plan.lowerdirs), "MergedDir": plan.merged, "UpperDir": plan.upperdir,
+                "WorkDir": plan.workdir,
+            }, "Name": "overlay"},
             "Mounts": inspect_mounts(cfg.get("mounts", [])),
-        }
+            "Config": {
+                "Hostname": cfg["hostname"], "Domainname": cfg.get("domainname", ""),
+                "User": cfg.get("user") or "", "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
+                "Env": cfg["env"], "Cmd": cfg["cmd"], "Image": cfg.get("image_typed") or cfg["image"],
+                "WorkingDir": cfg["workdir"], "Entrypoint": cfg.get("entrypoint"),
+            },
+            "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
+        })
+
+
+# docker inspect's key order (Go struct order) where cshell's dicts are built elsewhere (limits,
+# security): each object's keys are sorted by it, keys docker lacks keep their place at the end.
+DOCKER_KEY_ORDER = {
+    "HostConfig": ("Binds", "ContainerIDFile", "LogConfig", "NetworkMode", "PortBindings", "RestartPolicy",
+                   "AutoRemove", "VolumeDriver", "VolumesFrom", "CapAdd", "CapDrop", "CgroupnsMode", "Dns",
+                   "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "IpcMode", "Cgroup", "Links",
+                   "OomScoreAdj", "PidMode", "Privileged", "PublishAllPorts", "ReadonlyRootfs", "SecurityOpt",
+                   "UTSMode", "UsernsMode", "ShmSize", "Runtime", "ConsoleSize", "Isolation", "CpuShares",
+                   "Memory", "NanoCpus", "CgroupParent", "BlkioWeight", "CpuPeriod", "CpuQuota",
+                   "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Devices",
+                   "MemoryReservation", "MemorySwap", "MemorySwappiness", "OomKillDisable", "PidsLimit",
+                   "Ulimits", "MaskedPaths", "ReadonlyPaths", "Init"),
+}
+
+
+def docker_order(data: dict[str, Any]) -> dict[str, Any]:
+    for key, order in DOCKER_KEY_ORDER.items():
+        if isinstance(data.get(key), dict):
+            rank = {k: i for i, k in enumerate(order)}
+            data[key] = dict(sorted(data[key].items(), key=lambda kv: rank.get(kv[0], len(order))))
+    return data
 
 
 def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
@@ -284,10 +310,10 @@ def network_settings(net: dict[str, Any] | None) -> dict[str, Any]:
         ports.setdefault(f"{p['ctr_port']}/{p['proto']}", []).append(
             {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
     ip, prefix, gateway, mac = (net.get(k, "") for k in ("ip", "prefixlen", "gateway", "mac"))
-    settings = {"Bridge": net.get("bridge", ""), "Ports": ports, "IPAddress": ip, "IPPrefixLen": prefix or 0,
-                "Gateway": gateway, "MacAddress": mac, "Networks": {}}
+    settings = {"Bridge": net.get("bridge", ""), "Ports": ports, "Gateway": gateway, "IPAddress": ip,
+                "IPPrefixLen": prefix or 0, "MacAddress": mac, "Networks": {}}  # docker's key order
     if ip:
-        settings["Networks"]["bridge"] = {"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
+        settings["Networks"]["bridge"] = {"Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix,
                                           "MacAddress": mac}
     return settings
 
@@ -434,7 +460,8 @@ class Runtime:
                 initbin.make_placeholder(d / "init")
             domainname = opts.domainname or ""
             (d / "hostname").write_text(".".join(filter(None, (hostname, domainname))) + "\n")  # docker's
-            (d / "hosts").write_text(hosts_text(f"127.0.1.1\t{own_names(hostname, domainname)}"))
+            own = "" if opts.network == "none" else f"127.0.1.1\t{own_names(hostname, domainname)}"
+            (d / "hosts").write_text(hosts_text(own))  # docker: --net none has no line of its own
             (d / "resolv.conf").write_bytes(_default_resolv_conf())
             if opts.network == "host":  # docker copies the host's files for --network host
                 for etc in ("hosts", "resolv.conf"):  # not `name`: that is the container's
@@ -442,6 +469,7 @@ class Runtime:
                         shutil.copyfile(f"/etc/{etc}", d / etc)
             write_json(d / "config.json", {
                 "id": cid, "name": name, "created": now(), "image": image.ref, "image_id": image.id,
+                "image_typed": opts.image,  # .Config.Image: as the user wrote it, as docker keeps it
                 "layers": [str(layer.path) for layer in image.layers],
                 "argv": argv, "cmd": cmd, "entrypoint": entrypoint or None, "env": env,
                 "workdir": opts.workdir or img_cfg.get("WorkingDir") or "/", "hostname": hostname,
@@ -449,7 +477,7 @@ class Runtime:
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
                 "mounts": materialize(self.root, mount_specs),
-                "limits": limits, "init": opts.init,
+                "limits": limits, "init": opts.init, "read_only": opts.read_only,
                 "security": security, "user": opts.user if opts.user is not None else img_cfg.get("User") or "",
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
                    if opts.builder else {}),
@@ -652,6 +680,26 @@ class Runtime:
             trace.step(f"kill({c.pid}, {signal.Signals(sig).name})")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(c.pid, sig)
+
+    def wait(self, c: Container) -> int:
+        """docker wait: block until the container is not running; its exit code."""
+        while c.alive():
+            wait_pid_exit(c.pid, 1.0)
+        self._wait_recorded(c)
+        c.state = c.reload_state()
+        return int(c.state.get("exit_code") or 0)
+
+    def kill_running(self, c: Container, sig: int = signal.SIGKILL) -> None:
+        """docker kill: refused for a container that is not running; else the signal, and for
+        SIGKILL wait until the shim recorded the exit, so `ps` right after shows it exited."""
+        require_root()
+        if not c.alive():
+            raise Conflict(f"cannot kill container {c.name}: it is not running",
+                           f"`ps -a` shows its state; start it first: start {c.name}")
+        self.kill(c, sig)
+        if sig == signal.SIGKILL:
+            wait_pid_exit(c.pid, 5)
+            self._wait_recorded(c)
 
     def stop(self, c: Container, timeout: float = 10) -> None:
         """docker stop: SIGTERM, then SIGKILL after ``timeout`` seconds (PID 1 may ignore TERM)."""
@@ -959,7 +1007,7 @@ def hosts_text(own_line: str) -> str:
     """/etc/hosts as docker writes it: localhost, the IPv6 names, then the container's own line."""
     return ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
             "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-            f"ff02::2\tip6-allrouters\n{own_line}\n")
+            "ff02::2\tip6-allrouters\n" + (f"{own_line}\n" if own_line else ""))
 
 
 def _published_ports(opts: RunOptions, mode: str, img_cfg: dict[str, Any]) -> list:

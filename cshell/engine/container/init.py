@@ -166,6 +166,10 @@ def container_init(spec: ProcessSpec, plan: rootfs.RootfsPlan, sync_r: int, err_
         trace.step(f"unshare({sc.clone_flag_names(flags)})")
         sc.unshare(flags)
         rootfs.prepare_rootfs(plan, pty_path)
+        if plan.read_only:  # docker makes -w's directory on the writable layer, before start
+            if spec.cwd:
+                make_workdir(spec.cwd)
+            rootfs.remount_root_readonly(nodev=not plan.privileged)
         trace.step(f"sethostname({spec.hostname!r})")
         sc.sethostname(spec.hostname)
         if spec.domainname:

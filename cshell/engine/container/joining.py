@@ -70,6 +70,8 @@ def spawn_joined(pid: int, kinds: list[str], spec: ProcessSpec, cgroup_of: str |
     child = os.fork()
     if child == 0:
         trace.forward_to(trace_w)
+        streams.close_ours()  # else this process, alive until the command ends, holds stdin's
+        # write end open and `exec -i` never sees EOF (`echo x | exec -i web cat` would hang)
         _joined_child(pid, kinds, spec, cgroup_of, streams.stdio, status_w)
     for fd in (status_w, trace_w, *streams.child_fds):
         if fd is not None:

@@ -2,8 +2,8 @@
 
 Read top to bottom, ``prepare_rootfs`` is the order the kernel sees (after
 runc's libcontainer/rootfs_linux.go): make propagation private, mount the
-overlay, bind the real /etc files over the init layer's placeholders, mount
-/proc, /sys and /dev, then pivot_root into it and detach the old root.
+overlay, mount /proc, /dev and /sys, the volumes, bind the real /etc files over
+the init layer's placeholders, then pivot_root into it and detach the old root.
 
 Every mount lives only in the container's mount namespace, so the host's
 mount table never shows it and the kernel removes it when the container ends.
@@ -28,13 +28,13 @@ from cshell.record import factory, record
 
 # Files the runtime owns: placeholders in the init layer, real files bind-mounted
 # from the container's state directory (so `commit` never carries them).
-ETC_FILES = ("hosts", "hostname", "resolv.conf")
+ETC_FILES = ("resolv.conf", "hostname", "hosts")  # the order runc bind-mounts them in
 INIT_DIRS = ("dev", "proc", "sys", "etc")
 # (name, major, minor) — Docker's default device allowlist.
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0))
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # no /dev/core -> /proc/kcore: docker 20.10 has none
 # Docker's lists (daemon/pkg/oci/defaults.go): what the kernel would tell or let a
 # container do about the host through /proc and /sys.
 MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -53,6 +53,7 @@ class RootfsPlan:
     # config.json's "mounts" (volumes, binds, tmpfs), parents first; see kernel/mounts.py
     mounts: list[dict] = factory(list)
     privileged: bool = False  # --privileged: no nodev, no masked or read-only paths, /sys writable
+    read_only: bool = False  # --read-only: the root mount itself read-only (binds, /dev, volumes keep theirs)
 
     @property
     def overlay_options(self) -> str:
@@ -65,6 +66,7 @@ def make_init_layer(init_dir: Path) -> None:
         (init_dir / d).mkdir(parents=True, exist_ok=True)
     for name in ETC_FILES:
         (init_dir / "etc" / name).touch()
+    (init_dir / "etc" / "mtab").symlink_to("/proc/mounts")  # docker's init layer has it too (mount, df read it)
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
@@ -113,10 +115,26 @@ def mount_dev(root: str, nodev: bool = True) -> None:
     for name, target in DEV_LINKS:
         os.symlink(target, f"{dev}/{name}")
     os.mkdir(f"{dev}/pts")
-    os.mkdir(f"{dev}/shm")
     _mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
            "newinstance,ptmxmode=0666,mode=0620,gid=5")
+
+
+def mount_ipc(root: str) -> None:
+    """/dev/mqueue (POSIX message queues of our IPC namespace) and /dev/shm, after /sys as runc."""
+    dev = f"{root}/dev"
+    os.mkdir(f"{dev}/mqueue")
+    try:
+        _mount("mqueue", f"{dev}/mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    except OSError as e:
+        if e.errno != errno.ENODEV:  # a kernel without CONFIG_POSIX_MQUEUE: only the directory
+            raise
+    os.mkdir(f"{dev}/shm")
     _mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k")
+
+
+def remount_root_readonly(nodev: bool = True) -> None:
+    """--read-only: runc's last rootfs step, MS_REMOUNT|MS_BIND|MS_RDONLY on / itself."""
+    _mount("none", "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | (sc.MS_NODEV if nodev else 0))
 
 
 def bind_console(root: str, pty_path: str) -> None:
@@ -183,12 +201,20 @@ def readonly_paths() -> None:
 
 
 def prepare_rootfs(plan: RootfsPlan, pty_path: str | None = None) -> None:
+    # runc's order, so /proc/self/mountinfo reads as under docker: the root, /proc, /dev,
+    # /sys, mqueue and shm, the volumes, then resolv.conf, hostname and hosts, read-only
+    # paths, masked paths. A mount of the user's on /etc or below goes over the files
+    # instead (they are bound first): its files win, and no target is made inside it.
+    etc_first = any(m["destination"].rstrip("/") == "/etc" or m["destination"].startswith("/etc/")
+                    for m in plan.mounts)
     make_mounts_private()
     mount_overlay(plan)
-    bind_etc_files(plan)
+    if etc_first:
+        bind_etc_files(plan)
     mount_proc(plan.merged)
-    mount_sys(plan.merged, writable=plan.privileged)
     mount_dev(plan.merged, nodev=not plan.privileged)
+    mount_sys(plan.merged, writable=plan.privileged)
+    mount_ipc(plan.merged)
     if pty_path:
         bind_console(plan.merged, pty_path)
     if plan.mounts:  # volumes: resolved inside the root, mounted before pivot_root
@@ -196,7 +222,9 @@ def prepare_rootfs(plan: RootfsPlan, pty_path: str | None = None) -> None:
 
         mounts = plan.mounts if plan.privileged else [{**m, "nodev": True} for m in plan.mounts]
         mount_all(plan.merged, mounts, plan.state_dir)
+    if not etc_first:
+        bind_etc_files(plan)
     pivot_into(plan.merged)
     if not plan.privileged:
-        mask_paths()
         readonly_paths()
+        mask_paths()

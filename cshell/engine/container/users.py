@@ -83,4 +83,6 @@ def resolve(spec: str) -> ExecUser:
                 members = g[3].split(",") if len(g) > 3 else []
                 if matched_name in members and int(g[2]) not in out.groups:
                     out.groups.append(int(g[2]))
+    if out.gid not in out.groups:  # runc's setgroups list holds the primary group too: `id` shows it
+        out.groups.insert(0, out.gid)
     return out

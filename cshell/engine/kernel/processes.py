@@ -135,3 +135,19 @@ def wait_pid_exit(pid: int, timeout: float | None) -> bool:
         return bool(ready)
     finally:
         os.close(fd)
+
+
+def parse_signal(text: str) -> int:
+    """`kill -s`'s argument as docker reads it: HUP, SIGHUP, hup or 1."""
+    import signal
+
+    from cshell.errors import UsageError
+
+    word = text.strip().upper()
+    if word.isdigit() and 0 < int(word) < signal.NSIG:
+        return int(word)
+    name = word if word.startswith("SIG") else f"SIG{word}"
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise UsageError(f"invalid signal: {text}", "a name such as TERM, HUP, KILL or a number (kill -l lists them)") from None

@@ -192,7 +192,9 @@ class Volumes:
     def exists(self, name: str) -> bool:
         return (self.dir / name / "_data").is_dir()
 
-    def create(self, name: str | None = None, anonymous: bool = False) -> dict[str, Any]:
+    def create(self, name: str | None = None, anonymous: bool = False,
+               options: dict[str, str] | None = None) -> dict[str, Any]:
+        """``options``: docker's .Options, {} from `volume create`, null for one `run -v` made."""
         name = name or new_id()
         _check_source_name(name, name)
         d = self.dir / name
@@ -203,7 +205,7 @@ class Volumes:
         from cshell.engine.state import now
 
         labels = {ANON_LABEL: ""} if anonymous else {}
-        write_json(d / "volume.json", {"Name": name, "CreatedAt": now(), "Labels": labels})
+        write_json(d / "volume.json", {"Name": name, "CreatedAt": now(), "Labels": labels, "Options": options})
         return self.inspect(name)
 
     def inspect(self, name: str) -> dict[str, Any]:
@@ -213,7 +215,7 @@ class Volumes:
         with contextlib.suppress(OSError, ValueError):
             meta = read_json(self.dir / name / "volume.json")
         return {"CreatedAt": meta.get("CreatedAt", ""), "Driver": "local", "Labels": meta.get("Labels", {}),
-                "Mountpoint": str(self.dir / name / "_data"), "Name": name, "Options": None, "Scope": "local"}
+                "Mountpoint": str(self.dir / name / "_data"), "Name": name, "Options": meta.get("Options"), "Scope": "local"}
 
     def list(self) -> list[dict[str, Any]]:
         if not self.dir.is_dir():
@@ -297,10 +299,10 @@ def inspect_mounts(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"Type": m["type"]}
         if m["type"] == "volume":
             item["Name"] = m["name"]
-        item |= {"Source": m["source"] if m["type"] != "tmpfs" else "", "Destination": m["destination"],
-                 "Mode": "" if m["type"] != "bind" else ("ro" if not m["rw"] else ""), "RW": m["rw"],
-                 "Propagation": "rprivate" if m["type"] == "bind" else ""}
-        if m["type"] == "volume":
+        item |= {"Source": m["source"] if m["type"] != "tmpfs" else "", "Destination": m["destination"]}
+        if m["type"] == "volume":  # docker's key order: Driver between Destination and Mode
             item["Driver"] = "local"
+        item |= {"Mode": "" if m["type"] != "bind" else ("ro" if not m["rw"] else ""), "RW": m["rw"],
+                 "Propagation": "rprivate" if m["type"] == "bind" else ""}
         out.append(item)
     return out
