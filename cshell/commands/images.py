@@ -40,12 +40,22 @@ def images(ctx: Context, args: SimpleNamespace) -> int:
 
 def _matching(found: list, reference: str) -> list:
     """docker images REPO[:TAG]: the images with that name (every tag when none is given)."""
+    import copy
+
     from cshell.engine.image.reference import normalize_ref
 
     full = normalize_ref(reference)  # an invalid name is refused here
-    if full == reference:  # a tag was given: that name exactly
-        return [image for image in found if full in image.refs]
-    return [image for image in found if any(r.rpartition(":")[0] == reference for r in image.refs)]
+
+    def wanted(ref: str) -> bool:  # a tag given: that name exactly; else every tag of the repository
+        return ref == full if full == reference else ref.rpartition(":")[0] == reference
+
+    out = []
+    for image in found:
+        if any(wanted(r) for r in image.refs):
+            shown = copy.copy(image)  # only the matching names get a row, as docker's
+            shown.refs = [r for r in image.refs if wanted(r)]
+            out.append(shown)
+    return out
 
 
 @command(
