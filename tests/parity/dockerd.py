@@ -70,6 +70,34 @@ def _undo_docker_iptables(policies: dict[str, str]) -> None:
             subprocess.run(["iptables", "-P", chain, policy], capture_output=True, check=False)
 
 
+def reap_stale() -> None:
+    """A daemon whose test run was killed (SIGKILL, a timeout) outlives it: with the lock held,
+    any dockerd of ours still running is such an orphan. Stop it and undo what it left."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[0] != DOCKERD or "--data-root" not in argv:
+            continue
+        data_root = Path(argv[argv.index("--data-root") + 1])
+        if data_root.name == "data" and data_root.parent.name.startswith("cshell-dockerd-"):
+            stale = Dockerd()
+            stale.dir = data_root.parent
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), 15)
+            wait_gone(int(entry), 30)
+            stale.stop()  # no proc of its own: kills what names its directory, unmounts, removes
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 class DockerUnavailable(Exception):
     """docker.io is not installed or its daemon did not start; the message says why."""
 
@@ -104,6 +132,7 @@ class Dockerd:
                 raise DockerUnavailable(f"{binary} is missing: apt-get install docker.io (make deps does)")
         self._take_lock()
         try:
+            reap_stale()
             self._launch()
         except BaseException:
             self.stop()
