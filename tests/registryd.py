@@ -1,7 +1,8 @@
-"""Real registries for the tests, all on 127.0.0.1.
+"""Real registries for the tests, on 127.0.0.1 (or an address a test adds to ``lo``).
 
 * ``Registry``: Debian's ``docker-registry`` (distribution 2.8) with a temporary
-  filesystem store, open, with htpasswd basic auth, or with token auth;
+  filesystem store, open, with htpasswd basic auth, or with token auth; plain http,
+  or TLS with a certificate (and, for mutual TLS, the CAs client certificates must be from);
 * ``TokenServer``: a small but real token endpoint (Docker's token spec): it
   checks a Basic login and answers with an RS256 JWT signed by a key whose
   self-signed certificate the registry trusts (``rootcertbundle``);
@@ -34,9 +35,9 @@ HTPASSWD_BIN = "/usr/bin/htpasswd"
 SERVICE, ISSUER = "cshell-test-registry", "cshell-test-issuer"
 
 
-def free_port() -> int:
+def free_port(addr: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((addr, 0))
         return s.getsockname()[1]
 
 
@@ -44,13 +45,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def serve(auth: str = "open", users: dict[str, str] | None = None) -> Iterator[Registry]:
+def serve(auth: str = "open", users: dict[str, str] | None = None, addr: str = "127.0.0.1",
+          tls: dict[str, Any] | None = None) -> Iterator[Registry]:
     """A registry for a fixture: skips when docker-registry is missing, stops it afterwards."""
     import pytest
 
     if not Path(REGISTRY_BIN).exists():
         pytest.skip("needs docker-registry (make deps installs it)")
-    reg = Registry(auth, users).start()
+    reg = Registry(auth, users, addr, tls).start()
     try:
         yield reg
     finally:
@@ -59,13 +61,15 @@ def serve(auth: str = "open", users: dict[str, str] | None = None) -> Iterator[R
 
 
 class Registry:
-    """docker-registry serve CONFIG, on 127.0.0.1:PORT; ``auth`` is "open", "htpasswd" or "token"."""
+    """docker-registry serve CONFIG, on ADDR:PORT; ``auth`` is "open", "htpasswd" or "token";
+    ``tls`` ({"certificate": PEM file, "key": PEM file, "clientcas": [PEM files]}) serves https."""
 
-    def __init__(self, auth: str = "open", users: dict[str, str] | None = None) -> None:
-        self.auth, self.users = auth, users or {"student": "s3cret-pass"}
+    def __init__(self, auth: str = "open", users: dict[str, str] | None = None, addr: str = "127.0.0.1",
+                 tls: dict[str, Any] | None = None) -> None:
+        self.auth, self.users, self.addr, self.tls = auth, users or {"student": "s3cret-pass"}, addr, tls
         self.dir = Path(tempfile.mkdtemp(prefix="cshell-registry-", dir="/tmp"))
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.port = free_port(addr)
+        self.host = f"{addr}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.token: TokenServer | None = None
 
@@ -81,6 +85,9 @@ class Registry:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited: {self.log()[-2000:]}")
             try:
+                if self.tls:  # no client certificate here to ask with: the port listening is enough
+                    socket.create_connection((self.addr, self.port), timeout=1).close()
+                    return self
                 status, _, _ = request("GET", f"http://{self.host}/v2/")
                 if status in (200, 401):
                     return self
@@ -91,7 +98,11 @@ class Registry:
     def _config(self) -> str:
         lines = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false", "storage:",
                  "  filesystem:", f"    rootdirectory: {self.dir / 'data'}", "  delete:", "    enabled: true",
-                 "http:", f"  addr: 127.0.0.1:{self.port}", "  secret: cshell-test-secret"]
+                 "http:", f"  addr: {self.host}", "  secret: cshell-test-secret"]
+        if self.tls:
+            lines += ["  tls:", f"    certificate: {self.tls['certificate']}", f"    key: {self.tls['key']}"]
+            if self.tls.get("clientcas"):
+                lines += ["    clientcas:", *(f"      - {ca}" for ca in self.tls["clientcas"])]
         if self.auth == "htpasswd":
             path = self.dir / "htpasswd"
             path.write_text("".join(
@@ -125,7 +136,7 @@ class Registry:
     # raw API access for the tests (building indexes by hand, checking what is there)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}{path}"
 
 
 def request(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
