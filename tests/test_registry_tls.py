@@ -226,12 +226,13 @@ def test_insecure_registries_in_daemon_json(tls_registry: Registry, http_registr
     plain_ref, secure_ref = f"{plain}/class/app:v1", f"{secure}/class/app:v1"
     app_image(state_root, plain_ref)
     proc = cs(state_root, "push", plain_ref)  # not insecure: https only, and it speaks http
-    assert f"TLS with {plain} failed" in fails(proc)
+    assert f"TLS with {plain} failed: it answers in plain http" in fails(proc)
     assert f"list {plain} under insecure-registries in {docker['etc']}/daemon.json" in proc.stderr
 
     daemon_json(docker, [plain])
     proc = cs(state_root, "--explain", "push", plain_ref)
     assert ": Pushed" in ok(proc)
+    assert f"https://{plain}: no TLS there, it answers in plain http" in proc.stderr
     assert f"{plain} is an insecure registry: trying http://{plain}" in proc.stderr
     assert f"PUT http://{plain}/v2/class/app/manifests/v1" in proc.stderr
     ok(cs(fresh_root, "pull", plain_ref))
@@ -319,3 +320,43 @@ def test_a_credential_helper_is_asked(tls_registry: Registry, docker: dict[str, 
     other = f"{host.split(':')[0]}:1/class/app:v1"  # the helper knows no login there: anonymous, as docker
     ok(cs(state_root, "tag", ref, other))
     assert "cannot connect" in fails(cs(state_root, "push", other))
+
+
+def test_logout_says_dockers_login_stays(tls_registry: Registry, docker: dict[str, Path], state_root: Path) -> None:
+    host = tls_registry.host
+    docker_config(docker, {"auths": {host: {"auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}}})
+    proc = cs(state_root, "logout", host)
+    assert ok(proc) == f"Not logged in to {host}\n"
+    assert f"Docker's login for {host} in {docker['home']}/config.json stays" in proc.stderr
+    assert (docker["home"] / "config.json").exists()
+
+
+# -- bad files of Docker's: one line and a hint, nothing changed -----------------------------------------------------
+
+
+@pytest.mark.parametrize("what, content, message", [
+    ("daemon.json", "{not json", "daemon.json is not valid JSON"),
+    ("config.json", "[1, 2]", "config.json is not a JSON object"),
+    ("config.json", json.dumps({"credsStore": "../../tmp/x"}), "names a credential helper '../../tmp/x'"),
+    ("ca.crt", "not a certificate", "cannot use"),
+])
+def test_bad_docker_files_are_one_line(tls_registry: Registry, docker: dict[str, Path], state_root: Path,
+                                       what: str, content: str, message: str) -> None:
+    host = tls_registry.host
+    ref = f"{host}/class/app:v1"
+    app_image(state_root, ref)
+    where = {"daemon.json": docker["etc"], "config.json": docker["home"],
+             "ca.crt": docker["etc"] / "certs.d" / host}[what]
+    where.mkdir(parents=True, exist_ok=True)
+    (where / what).write_text(content)
+    before = files(state_root)
+    for args in (("push", ref), ("pull", ref)):
+        assert message in fails(cs(state_root, *args))
+    assert files(state_root) == before
+
+
+def test_help_names_certs_d(cshell) -> None:  # noqa: ANN001
+    for name in ("pull", "push", "login"):
+        text = ok(cshell("help", name))
+        assert "/etc/docker/certs.d/HOST:PORT/" in text and "insecure-registries" in text, name
+    assert "credsStore" in ok(cshell("help", "login"))

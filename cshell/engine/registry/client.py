@@ -269,8 +269,7 @@ class Client:
                 conn.connect()
             except (ssl.SSLError, OSError, RuntimeFailure) as e:
                 conn.close()
-                why = e.message if isinstance(e, RuntimeFailure) else (getattr(e, "reason", None) or reason(e))
-                self.say(f"# https://{netloc}: {why}; {netloc} is an insecure registry: trying http://{netloc}")
+                self.say(f"# https://{netloc}: {tls.why(e)}; {netloc} is an insecure registry: trying http://{netloc}")
                 self.endpoint = Endpoint(f"http://{netloc}", self.endpoint.registry, insecure=True)
             else:
                 self.say(f"# https://{netloc} answers TLS (not verified: {netloc} is an insecure registry)")

@@ -134,6 +134,19 @@ def credentials(registry: str) -> tuple[str, str] | None:
     return None
 
 
+def has_login(registry: str) -> bool:
+    """Whether Docker's CLI config holds (or names a helper for) a login here; no helper is run."""
+    try:
+        doc = _read_json(cli_config(), "")
+    except RuntimeFailure:
+        return False
+    helpers = doc.get("credHelpers") if isinstance(doc.get("credHelpers"), dict) else {}
+    if doc.get("credsStore") or any(_matches(k, registry) for k in helpers):
+        return True
+    auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+    return any(_matches(k, registry) and isinstance(v, dict) and _decode(v) for k, v in auths.items())
+
+
 def _decode(entry: dict[str, Any]) -> tuple[str, str] | None:
     if isinstance(entry.get("auth"), str) and entry["auth"]:
         try:
