@@ -248,12 +248,14 @@ class Client:
         return conn
 
     def _context(self, netloc: str) -> ssl.SSLContext:
-        """The registry's own (its certs.d; unverified when insecure); the system's for any other host."""
+        """The registry's (its certs.d; unverified when insecure). Its token server and redirects
+        (another host) trust its certs.d CAs too, as with Docker, but are always verified and get no
+        client certificate."""
         with self.context_lock:
             if netloc not in self.contexts:
-                own = netloc == self.endpoint.netloc
-                self.contexts[netloc] = tls.context(netloc, not self.endpoint.insecure, self.say) if own \
-                    else ssl.create_default_context()
+                registry = self.endpoint.netloc
+                self.contexts[netloc] = tls.context(registry, not self.endpoint.insecure, self.say) \
+                    if netloc == registry else tls.context(registry, True, client=False)
             return self.contexts[netloc]
 
     def _settle(self) -> None:

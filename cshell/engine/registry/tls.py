@@ -36,8 +36,10 @@ def certs_dirs(netloc: str) -> list[Path]:
     return [dockercfg.certs_d() / netloc, regconfig.path().parent / "certs.d" / netloc]
 
 
-def context(netloc: str, verify: bool, say: Callable[[str], None] | None = None) -> ssl.SSLContext:
-    """The SSL context for the registry at ``netloc``: its certs.d CAs and client certificate."""
+def context(netloc: str, verify: bool, say: Callable[[str], None] | None = None,
+            client: bool = True) -> ssl.SSLContext:
+    """The SSL context for the registry at ``netloc``: its certs.d CAs and (``client``) its client
+    certificate. Its token server and redirects get the CAs only, and are always verified."""
     if verify:
         ctx = ssl.create_default_context()
     else:  # nothing is verified: skip loading the system's CAs (~30 ms)
@@ -51,7 +53,7 @@ def context(netloc: str, verify: bool, say: Callable[[str], None] | None = None)
             continue
         except OSError as e:
             raise RuntimeFailure(f"cannot read {directory}: {e.strerror}", "check its permissions") from None
-        for name in names:
+        for name in names if client else [n for n in names if n.endswith(".crt")]:
             _load(ctx, directory, name, names, say)
     return ctx
 
