@@ -110,7 +110,8 @@ class Registry:
                                check=True).stdout.strip() + "\n" for user, password in self.users.items()))
             lines += ["auth:", "  htpasswd:", "    realm: cshell-test", f"    path: {path}"]
         elif self.auth == "token":
-            self.token = TokenServer(self.dir / "token", self.users).start()
+            tls_pair = (self.tls["certificate"], self.tls["key"]) if self.tls else None  # same name, same cert
+            self.token = TokenServer(self.dir / "token", self.users, self.addr, tls_pair).start()
             lines += ["auth:", "  token:", f"    realm: {self.token.realm}", f"    service: {SERVICE}",
                       f"    issuer: {ISSUER}", f"    rootcertbundle: {self.token.cert}"]
         return "\n".join(lines) + "\n"
@@ -177,7 +178,8 @@ class TokenServer:
     a wrong password gets 401. Tokens are RS256 JWTs signed with ``openssl dgst``.
     """
 
-    def __init__(self, directory: Path, users: dict[str, str]) -> None:
+    def __init__(self, directory: Path, users: dict[str, str], addr: str = "127.0.0.1",
+                 tls: tuple[Any, Any] | None = None) -> None:
         self.dir, self.users = directory, users
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key, self.cert = self.dir / "key.pem", self.dir / "cert.pem"
@@ -187,8 +189,16 @@ class TokenServer:
         der = "".join(line for line in self.cert.read_text().splitlines() if "-----" not in line)
         self.x5c = [der]  # the PEM body is the base64 of the DER certificate
         self.requests: list[dict[str, Any]] = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.server = http.server.ThreadingHTTPServer((addr, 0), self._handler())
+        if tls is not None:  # https: the handshake happens in the handler thread, on first read
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+        scheme = "https" if tls is not None else "http"
+        self.realm = f"{scheme}://{addr}:{self.server.server_address[1]}/token"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> TokenServer:

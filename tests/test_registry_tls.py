@@ -87,6 +87,12 @@ def mtls_registry(addr: str, pki: Path) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
+def token_tls_registry(addr: str, pki: Path) -> Iterator[Registry]:
+    """Token auth, the registry and its token server both on https with the classroom CA's certificate."""
+    yield from serve("token", {USER: PASSWORD}, addr, {"certificate": pki / "server.crt", "key": pki / "server.key"})
+
+
+@pytest.fixture(scope="module")
 def http_registry(addr: str) -> Iterator[Registry]:
     """Plain http on the non-loopback address: only usable once listed as insecure."""
     yield from serve("open", None, addr)
@@ -188,6 +194,20 @@ def test_with_the_ca_in_certs_d_login_push_pull_work(tls_registry: Registry, doc
 def pki_of(registry: Registry) -> Path:
     assert registry.tls is not None
     return Path(registry.tls["certificate"]).parent
+
+
+def test_the_token_server_trusts_the_registrys_ca(token_tls_registry: Registry, docker: dict[str, Path],
+                                                  state_root: Path) -> None:
+    """The token server is another host:port: the CA in the registry's certs.d covers it, as with Docker."""
+    host, token = token_tls_registry.host, token_tls_registry.token
+    assert token is not None and token.realm.startswith(f"https://{host.split(':')[0]}:")
+    ref = f"{host}/public/app:v1"
+    app_image(state_root, ref)
+    assert "unknown authority" in fails(login(state_root, host))
+    trust(docker, host, pki_of(token_tls_registry))
+    ok(login(state_root, host))
+    assert ": Pushed" in ok(cs(state_root, "push", ref))
+    assert token.requests[-1]["user"] == USER and token.requests[-1]["ok"]
 
 
 # -- mutual TLS -----------------------------------------------------------------------------------------------------
