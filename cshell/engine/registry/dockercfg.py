@@ -89,17 +89,32 @@ def cli_config() -> Path:
     override = os.environ.get("DOCKER_CONFIG")
     if override:
         return Path(override) / "config.json"
-    sudo_user = os.environ.get("SUDO_USER")
-    if sudo_user and os.geteuid() == 0:
-        import pwd
-
-        try:
-            theirs = Path(pwd.getpwnam(sudo_user).pw_dir) / ".docker" / "config.json"
-        except KeyError:
-            theirs = None
-        if theirs is not None and theirs.exists():
-            return theirs
+    user = _sudo_user()
+    if user is not None and (theirs := Path(user.pw_dir) / ".docker" / "config.json").exists():
+        return theirs
     return Path.home() / ".docker" / "config.json"
+
+
+def _sudo_user() -> Any:
+    """The pwd entry of the user who ran cshell through sudo (cli.py re-runs it so), or None."""
+    name = os.environ.get("SUDO_USER")
+    if not name or name == "root" or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+def _as_owner(config: Path) -> dict[str, Any]:
+    """subprocess arguments that run a helper as the user whose config names it (their keyring)."""
+    user = _sudo_user()
+    if user is None or not config.is_relative_to(user.pw_dir):
+        return {}
+    env = {**os.environ, "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "env": env, "cwd": user.pw_dir}
 
 
 def server_for(registry: str) -> str:
@@ -168,7 +183,7 @@ def _from_helper(name: str, registry: str) -> tuple[str, str] | None:
     trace.step(f"echo {server} | {program} get    # the credential helper named in {cli_config()}")
     try:
         proc = subprocess.run([program, "get"], input=server.encode(), capture_output=True,
-                              timeout=HELPER_TIMEOUT, check=False)
+                              timeout=HELPER_TIMEOUT, check=False, **_as_owner(cli_config()))
     except FileNotFoundError:
         raise RuntimeFailure(f"error getting credentials for {registry}: {program} is not on PATH "
                              f"({cli_config()} names it)",
