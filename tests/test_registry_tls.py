@@ -267,6 +267,19 @@ def test_insecure_registries_in_daemon_json(tls_registry: Registry, http_registr
     assert f"https://{secure} answers TLS (not verified" in proc.stderr and f"http://{secure}" not in proc.stderr
 
 
+def test_a_bad_certs_d_file_is_an_error_not_a_reason_for_http(http_registry: Registry, docker: dict[str, Path],
+                                                               state_root: Path) -> None:
+    host = http_registry.host
+    ref = f"{host}/class/app:v1"
+    app_image(state_root, ref)
+    daemon_json(docker, [host])
+    (docker["etc"] / "certs.d" / host).mkdir(parents=True)
+    (docker["etc"] / "certs.d" / host / "ca.crt").write_text("not a certificate")
+    proc = cs(state_root, "--explain", "push", ref)
+    assert f"cannot use {docker['etc']}/certs.d/{host}/ca.crt" in fails(proc)
+    assert f"http://{host}" not in proc.stderr
+
+
 def test_loopback_is_insecure_https_first_then_http(docker: dict[str, Path], state_root: Path) -> None:
     for registry in serve("open"):
         ref = f"{registry.host}/class/app:v1"

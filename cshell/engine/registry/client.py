@@ -39,6 +39,7 @@ from cshell.engine.registry.distribution import (
     Endpoint,
     RegistryError,
     Unauthorized,
+    Unreachable,
     resolve,
     unreachable,
 )
@@ -266,10 +267,10 @@ class Client:
             if self.settled:
                 return
             netloc = self.endpoint.netloc
-            conn = self._conn("https", netloc)
+            conn = self._conn("https", netloc)  # a bad certs.d file is an error here, not a reason for http
             try:
                 conn.connect()
-            except (ssl.SSLError, OSError, RuntimeFailure) as e:
+            except (ssl.SSLError, OSError, Unreachable) as e:
                 conn.close()
                 self.say(f"# https://{netloc}: {tls.why(e)}; {netloc} is an insecure registry: trying http://{netloc}")
                 self.endpoint = Endpoint(f"http://{netloc}", self.endpoint.registry, insecure=True)
