@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 SUDO_GROUP = "cshell"  # scripts/provision.sh: its members may run cshell as root through sudo
-KEPT_ENV = ("CSHELL_ROOT", "CSHELL_CONFIG", "CSHELL_OFFLINE", "LANG", "LC_ALL", "TERM", "COLUMNS", "LINES",
+KEPT_ENV = ("CSHELL_ROOT", "CSHELL_CONFIG", "CSHELL_OFFLINE", "DOCKER_CONFIG", "CSHELL_DOCKER_ETC", "LANG", "LC_ALL", "TERM", "COLUMNS", "LINES",
             "NO_COLOR")
 
 

@@ -91,14 +91,19 @@ def _ctrl_c_delivered() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_client_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No test reads or writes the real ~/.cshell/config.json (logins, registry mirrors)."""
-    saved = os.environ.get("CSHELL_CONFIG")
+    """No test reads or writes the real ~/.cshell/config.json (logins, registry mirrors), nor reads
+    Docker's: ~/.docker/config.json (logins) and /etc/docker (daemon.json, certs.d)."""
+    names = ("CSHELL_CONFIG", "DOCKER_CONFIG", "CSHELL_DOCKER_ETC")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["CSHELL_CONFIG"] = str(tmp_path_factory.mktemp("cshell-config") / "config.json")
+    os.environ["DOCKER_CONFIG"] = str(tmp_path_factory.mktemp("docker-config"))
+    os.environ["CSHELL_DOCKER_ETC"] = str(tmp_path_factory.mktemp("docker-etc"))
     yield
-    if saved is None:
-        os.environ.pop("CSHELL_CONFIG", None)
-    else:
-        os.environ["CSHELL_CONFIG"] = saved
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
@@ -107,6 +112,8 @@ def client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     developer may have exported (offline mode, push chunk size, layer bounds)."""
     path = tmp_path / "cshell-config" / "config.json"
     monkeypatch.setenv("CSHELL_CONFIG", str(path))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # Docker's: absent unless a test writes it
+    monkeypatch.setenv("CSHELL_DOCKER_ETC", str(tmp_path / "docker-etc"))
     for name in ("CSHELL_OFFLINE", "CSHELL_PUSH_CHUNK", "CSHELL_MAX_LAYER_BYTES", "CSHELL_MAX_LAYER_RATIO"):
         monkeypatch.delenv(name, raising=False)
     return path

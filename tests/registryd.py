@@ -1,7 +1,8 @@
-"""Real registries for the tests, all on 127.0.0.1.
+"""Real registries for the tests, on 127.0.0.1 (or an address a test adds to ``lo``).
 
 * ``Registry``: Debian's ``docker-registry`` (distribution 2.8) with a temporary
-  filesystem store, open, with htpasswd basic auth, or with token auth;
+  filesystem store, open, with htpasswd basic auth, or with token auth; plain http,
+  or TLS with a certificate (and, for mutual TLS, the CAs client certificates must be from);
 * ``TokenServer``: a small but real token endpoint (Docker's token spec): it
   checks a Basic login and answers with an RS256 JWT signed by a key whose
   self-signed certificate the registry trusts (``rootcertbundle``);
@@ -34,9 +35,9 @@ HTPASSWD_BIN = "/usr/bin/htpasswd"
 SERVICE, ISSUER = "cshell-test-registry", "cshell-test-issuer"
 
 
-def free_port() -> int:
+def free_port(addr: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((addr, 0))
         return s.getsockname()[1]
 
 
@@ -44,13 +45,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def serve(auth: str = "open", users: dict[str, str] | None = None) -> Iterator[Registry]:
+def serve(auth: str = "open", users: dict[str, str] | None = None, addr: str = "127.0.0.1",
+          tls: dict[str, Any] | None = None) -> Iterator[Registry]:
     """A registry for a fixture: skips when docker-registry is missing, stops it afterwards."""
     import pytest
 
     if not Path(REGISTRY_BIN).exists():
         pytest.skip("needs docker-registry (make deps installs it)")
-    reg = Registry(auth, users).start()
+    reg = Registry(auth, users, addr, tls).start()
     try:
         yield reg
     finally:
@@ -59,13 +61,15 @@ def serve(auth: str = "open", users: dict[str, str] | None = None) -> Iterator[R
 
 
 class Registry:
-    """docker-registry serve CONFIG, on 127.0.0.1:PORT; ``auth`` is "open", "htpasswd" or "token"."""
+    """docker-registry serve CONFIG, on ADDR:PORT; ``auth`` is "open", "htpasswd" or "token";
+    ``tls`` ({"certificate": PEM file, "key": PEM file, "clientcas": [PEM files]}) serves https."""
 
-    def __init__(self, auth: str = "open", users: dict[str, str] | None = None) -> None:
-        self.auth, self.users = auth, users or {"student": "s3cret-pass"}
+    def __init__(self, auth: str = "open", users: dict[str, str] | None = None, addr: str = "127.0.0.1",
+                 tls: dict[str, Any] | None = None) -> None:
+        self.auth, self.users, self.addr, self.tls = auth, users or {"student": "s3cret-pass"}, addr, tls
         self.dir = Path(tempfile.mkdtemp(prefix="cshell-registry-", dir="/tmp"))
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.port = free_port(addr)
+        self.host = f"{addr}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.token: TokenServer | None = None
 
@@ -81,6 +85,9 @@ class Registry:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited: {self.log()[-2000:]}")
             try:
+                if self.tls:  # no client certificate here to ask with: the port listening is enough
+                    socket.create_connection((self.addr, self.port), timeout=1).close()
+                    return self
                 status, _, _ = request("GET", f"http://{self.host}/v2/")
                 if status in (200, 401):
                     return self
@@ -91,7 +98,11 @@ class Registry:
     def _config(self) -> str:
         lines = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false", "storage:",
                  "  filesystem:", f"    rootdirectory: {self.dir / 'data'}", "  delete:", "    enabled: true",
-                 "http:", f"  addr: 127.0.0.1:{self.port}", "  secret: cshell-test-secret"]
+                 "http:", f"  addr: {self.host}", "  secret: cshell-test-secret"]
+        if self.tls:
+            lines += ["  tls:", f"    certificate: {self.tls['certificate']}", f"    key: {self.tls['key']}"]
+            if self.tls.get("clientcas"):
+                lines += ["    clientcas:", *(f"      - {ca}" for ca in self.tls["clientcas"])]
         if self.auth == "htpasswd":
             path = self.dir / "htpasswd"
             path.write_text("".join(
@@ -99,7 +110,8 @@ class Registry:
                                check=True).stdout.strip() + "\n" for user, password in self.users.items()))
             lines += ["auth:", "  htpasswd:", "    realm: cshell-test", f"    path: {path}"]
         elif self.auth == "token":
-            self.token = TokenServer(self.dir / "token", self.users).start()
+            tls_pair = (self.tls["certificate"], self.tls["key"]) if self.tls else None  # same name, same cert
+            self.token = TokenServer(self.dir / "token", self.users, self.addr, tls_pair).start()
             lines += ["auth:", "  token:", f"    realm: {self.token.realm}", f"    service: {SERVICE}",
                       f"    issuer: {ISSUER}", f"    rootcertbundle: {self.token.cert}"]
         return "\n".join(lines) + "\n"
@@ -125,7 +137,7 @@ class Registry:
     # raw API access for the tests (building indexes by hand, checking what is there)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}{path}"
 
 
 def request(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
@@ -166,7 +178,8 @@ class TokenServer:
     a wrong password gets 401. Tokens are RS256 JWTs signed with ``openssl dgst``.
     """
 
-    def __init__(self, directory: Path, users: dict[str, str]) -> None:
+    def __init__(self, directory: Path, users: dict[str, str], addr: str = "127.0.0.1",
+                 tls: tuple[Any, Any] | None = None) -> None:
         self.dir, self.users = directory, users
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key, self.cert = self.dir / "key.pem", self.dir / "cert.pem"
@@ -176,8 +189,16 @@ class TokenServer:
         der = "".join(line for line in self.cert.read_text().splitlines() if "-----" not in line)
         self.x5c = [der]  # the PEM body is the base64 of the DER certificate
         self.requests: list[dict[str, Any]] = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.server = http.server.ThreadingHTTPServer((addr, 0), self._handler())
+        if tls is not None:  # https: the handshake happens in the handler thread, on first read
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+        scheme = "https" if tls is not None else "http"
+        self.realm = f"{scheme}://{addr}:{self.server.server_address[1]}/token"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> TokenServer:

@@ -28,8 +28,23 @@ with every request; `Bearer realm=URL,service=…,scope=repository:NAME:pull`
 short-lived token for exactly that scope, sending the login there (or
 nothing, for public images), then retry with `Authorization: Bearer TOKEN`.
 Logins are stored by `login` in `~/.cshell/config.json` (or the file
-`$CSHELL_CONFIG` names), Docker's `auths` format, mode 0600. They are never
-printed, not even by `explain on`.
+`$CSHELL_CONFIG` names), Docker's `auths` format, mode 0600. Without one there,
+the login Docker's CLI has is used: `~/.docker/config.json` (or
+`$DOCKER_CONFIG`), its `auths`, or the credential helper its `credsStore` or
+`credHelpers` names (`docker-credential-NAME get`). Logins are never printed,
+not even by `explain on`.
+"""
+
+TLS = """
+**TLS, as Docker.** Registries are reached over https, their certificate checked
+against the system's CAs and the `*.crt` files in
+`/etc/docker/certs.d/HOST:PORT/` (or `~/.cshell/certs.d/HOST:PORT/`): a classroom
+registry with its own CA works once its `ca.crt` is there. `client.cert` and
+`client.key` there are sent to a registry that wants a client certificate
+(mutual TLS). *Insecure* registries, loopback (127.0.0.1, localhost, ::1) and those
+under `insecure-registries` in `/etc/docker/daemon.json` or cshell's config, are
+tried over https without checking the certificate, then over plain http.
+`$CSHELL_DOCKER_ETC` replaces `/etc/docker`.
 """
 
 
@@ -59,13 +74,12 @@ Layers are stored uncompressed (overlayfs needs them unpacked anyway); the
 config is kept as it is, so IMAGE ID is the same as docker's. The digest the
 registry served is in `inspect --format '{{.RepoDigests}}' IMAGE`.
 
-Docker Hub mirrors (`registry-mirrors` in `~/.cshell/config.json`) are tried
-first, in order. Plain http is used only for registries on this machine
-(localhost, 127.0.0.1) and those listed in `insecure-registries`. `run` and
+Docker Hub mirrors (`registry-mirrors` in `~/.cshell/config.json`, then in
+Docker's `/etc/docker/daemon.json`) are tried first, in order. `run` and
 `build` pull a missing image themselves; when no registry can be reached,
 `busybox`, `debian:bookworm` and `python:3.11-slim` are built locally instead
 (`image bootstrap`), and `CSHELL_OFFLINE=1` skips the network altogether.
-""" + AUTH,
+""" + TLS + AUTH,
 )
 def pull(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.registry.pull import pull as do_pull
@@ -101,7 +115,7 @@ and the registry answers with the manifest's digest.
 Layers go as the store keeps them, uncompressed tars (valid OCI layers), so
 the digest printed is the image's own manifest digest; `--compress` gzips
 them first. Pushing the same image again uploads nothing.
-""" + AUTH,
+""" + TLS + AUTH,
 )
 def push(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.registry.push import push as do_push
@@ -125,7 +139,7 @@ def push(ctx: Context, args: SimpleNamespace) -> int:
     group="images",
     needs_root=False,
     docker="docker login",
-    details=AUTH + """
+    details=AUTH + TLS + """
 `login` first checks the login: `GET /v2/` on the registry with it (through
 the token server when the registry uses tokens). Only if that succeeds is it
 written to the config file (atomically, mode 0600), as Docker's
@@ -157,8 +171,11 @@ def login(ctx: Context, args: SimpleNamespace) -> int:
 def logout(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.registry.login import logout as do_logout
 
-    registry, removed = do_logout(args.server)
+    registry, removed, docker_config = do_logout(args.server)
     ctx.out.text(f"Removing login credentials for {registry}" if removed else f"Not logged in to {registry}")
+    if docker_config is not None:
+        ctx.out.note(f"Docker's login for {registry} in {docker_config} stays, and cshell still uses it: "
+                     f"docker logout {registry} removes it")
     return 0
 
 

@@ -33,11 +33,13 @@ from typing import IO, Any
 
 from cshell import __version__
 from cshell.engine.registry import config as regconfig
+from cshell.engine.registry import dockercfg, tls
 from cshell.engine.registry.distribution import (
     ConnectionCut,
     Endpoint,
     RegistryError,
     Unauthorized,
+    Unreachable,
     resolve,
     unreachable,
 )
@@ -52,8 +54,9 @@ REDIRECTS = (301, 302, 303, 307, 308)
 CHALLENGE_RE = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
 
 
-def _connector(connect_timeout: float, read_timeout: float) -> Callable[..., socket.socket]:
-    """socket.create_connection with a resolver deadline, a connect timeout and then a read timeout."""
+def _connector(connect_timeout: float) -> Callable[..., socket.socket]:
+    """socket.create_connection with a resolver deadline and a connect timeout (the TLS handshake
+    too gets that long; the connection classes below then set the read timeout)."""
 
     def create(address: tuple[str, int], timeout: Any = None, source: Any = None) -> socket.socket:
         host, port = address
@@ -67,10 +70,21 @@ def _connector(connect_timeout: float, read_timeout: float) -> Callable[..., soc
                 sock.close()
                 last = e
                 continue
-            sock.settimeout(read_timeout)
             return sock
         raise unreachable(f"{host}:{port}", last or OSError("no address"))
     return create
+
+
+class _HTTP(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(READ_TIMEOUT)
+
+
+class _HTTPS(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()  # connect, then the handshake, both within the connect timeout
+        self.sock.settimeout(READ_TIMEOUT)
 
 
 # -- sockets and responses --------------------------------------------------------------------------------
@@ -203,14 +217,21 @@ class Client:
                  say: Callable[[str], None] | None = None, connect_timeout: float = CONNECT_TIMEOUT,
                  use_stored_login: bool = True) -> None:
         self.endpoint = endpoint
-        if creds is None and use_stored_login:
+        self.creds_from = "the login given"
+        if creds is None and use_stored_login:  # cshell's own login, else the one Docker's CLI has
             creds = regconfig.credentials(endpoint.registry)
+            self.creds_from = f"the login stored in {regconfig.path()}"
+            if creds is None:
+                creds = dockercfg.credentials(endpoint.registry)
+                self.creds_from = f"the login Docker's CLI has ({dockercfg.cli_config()})"
         self.auth = Auth(endpoint.registry, creds, scopes)
         self.say = say or (lambda text: None)
-        self.connect = _connector(connect_timeout, READ_TIMEOUT)
+        self.connect = _connector(connect_timeout)
         self.local = threading.local()
-        self.context: ssl.SSLContext | None = None
+        self.contexts: dict[str, ssl.SSLContext] = {}
         self.all_conns: list[http.client.HTTPConnection] = []
+        self.settle_lock, self.context_lock = threading.Lock(), threading.Lock()
+        self.settled = not (endpoint.insecure and endpoint.url.startswith("https://") and not endpoint.mirror)
 
     # connections: one per thread and host, kept alive
 
@@ -219,14 +240,43 @@ class Client:
         conn = pool.get((scheme, netloc))
         if conn is None:
             if scheme == "https":
-                self.context = self.context or ssl.create_default_context()
-                conn = http.client.HTTPSConnection(netloc, context=self.context, blocksize=BLOCK)
+                conn = _HTTPS(netloc, context=self._context(netloc), blocksize=BLOCK)
             else:
-                conn = http.client.HTTPConnection(netloc, blocksize=BLOCK)
+                conn = _HTTP(netloc, blocksize=BLOCK)
             conn._create_connection = self.connect  # type: ignore[attr-defined]  # our deadlines
             pool[(scheme, netloc)] = conn
             self.all_conns.append(conn)
         return conn
+
+    def _context(self, netloc: str) -> ssl.SSLContext:
+        """The registry's (its certs.d; unverified when insecure). Its token server and redirects
+        (another host) trust its certs.d CAs too, as with Docker, but are always verified and get no
+        client certificate."""
+        with self.context_lock:
+            if netloc not in self.contexts:
+                registry = self.endpoint.netloc
+                self.contexts[netloc] = tls.context(registry, not self.endpoint.insecure, self.say) \
+                    if netloc == registry else tls.context(registry, True, client=False)
+            return self.contexts[netloc]
+
+    def _settle(self) -> None:
+        """An insecure registry: https without verification if it answers TLS, else plain http (Docker's order)."""
+        if self.settled:
+            return
+        with self.settle_lock:
+            if self.settled:
+                return
+            netloc = self.endpoint.netloc
+            conn = self._conn("https", netloc)  # a bad certs.d file is an error here, not a reason for http
+            try:
+                conn.connect()
+            except (ssl.SSLError, OSError, Unreachable) as e:
+                conn.close()
+                self.say(f"# https://{netloc}: {tls.why(e)}; {netloc} is an insecure registry: trying http://{netloc}")
+                self.endpoint = Endpoint(f"http://{netloc}", self.endpoint.registry, insecure=True)
+            else:
+                self.say(f"# https://{netloc} answers TLS (not verified: {netloc} is an insecure registry)")
+            self.settled = True
 
     def close(self) -> None:
         for conn in self.all_conns:
@@ -247,6 +297,7 @@ class Client:
                 body: bytes | Callable[[], IO[bytes]] | None = None, length: int | None = None,
                 follow: bool = True) -> Response:
         """One API request: authenticated (renewing the token on a 401), redirects followed."""
+        self._settle()
         url = self.url(path)
         for _ in range(6):
             own = urllib.parse.urlsplit(url).netloc == self.endpoint.netloc
@@ -260,6 +311,8 @@ class Client:
                     resp = self._send(method, url, headers or {}, body, length, self.auth.header)
                 if resp.status == 401:
                     resp.close()
+                    if self.auth.header is not None and self.auth.creds is not None:
+                        self.auth.refused = True  # a login went with it: refused, not missing
                     raise self.unauthorized(method, url)
             if follow and resp.status in REDIRECTS and resp.header("Location"):
                 location = urllib.parse.urljoin(url, resp.header("Location") or "")
@@ -293,7 +346,7 @@ class Client:
                     raise ConnectionCut(f"{parts.netloc} closed the connection", "try again") from None
             except ssl.SSLError as e:
                 conn.close()
-                raise _tls_error(parts.netloc, e) from None
+                raise tls.error(parts.netloc, e) from None
             except TimeoutError:
                 conn.close()
                 raise ConnectionCut(f"{parts.netloc} did not answer within {READ_TIMEOUT:g}s",
@@ -310,7 +363,7 @@ class Client:
         login = "login" if self.endpoint.registry == regconfig.DOCKER_HUB else f"login {self.endpoint.registry}"
         what = urllib.parse.urlsplit(url).path
         if self.auth.refused:
-            return Unauthorized(f"{self.endpoint.registry} refused access ({method} {_short(what)}) for the stored login",
+            return Unauthorized(f"{self.endpoint.registry} refused access ({method} {_short(what)}) for {self.creds_from}",
                                 f"the user may lack access to this repository, or the password changed: {login}")
         return Unauthorized(f"{self.endpoint.registry} wants a login ({method} {_short(what)}: 401 unauthorized)",
                             f"{login}  (it asks for a user and password and stores them in {regconfig.path()})")
@@ -360,12 +413,3 @@ class Client:
 def _short(target: str) -> str:
     """Upload URLs carry a long opaque _state: the explain line keeps the start of it."""
     return target if len(target) <= 160 else target[:150] + "…"
-
-
-def _tls_error(netloc: str, e: ssl.SSLError) -> RuntimeFailure:
-    if isinstance(e, ssl.SSLCertVerificationError):
-        return RuntimeFailure(f"{netloc}'s TLS certificate is not trusted: {e.verify_message}",
-                              f"add its CA to the system's trust store, or list {netloc} under "
-                              f"insecure-registries in {regconfig.path()}")
-    return RuntimeFailure(f"TLS with {netloc} failed ({e.reason or e})",
-                          f"if it speaks plain http, list {netloc} under insecure-registries in {regconfig.path()}")

@@ -124,18 +124,25 @@ def remove_credentials(registry: str) -> bool:
 
 
 def mirrors() -> list[str]:
-    """Docker Hub mirrors, tried in order before Docker Hub itself (pulls only)."""
-    found = load().get("registry-mirrors") or []
-    return [m.rstrip("/") for m in found if isinstance(m, str) and m.startswith(("http://", "https://"))]
+    """Docker Hub mirrors, tried in order before Docker Hub itself (pulls only): cshell's, then Docker's."""
+    from cshell.engine.registry import dockercfg
+
+    found = [*(load().get("registry-mirrors") or []), *dockercfg.registry_mirrors()]
+    return list(dict.fromkeys(m.rstrip("/") for m in found
+                              if isinstance(m, str) and m.startswith(("http://", "https://"))))
 
 
 def is_insecure(host: str) -> bool:
-    """Plain http is allowed for loopback registries and the ones listed as insecure."""
+    """Docker's insecure registries: loopback, and those listed in cshell's config or Docker's
+    daemon.json. They are tried over https without verification, then over plain http."""
+    from cshell.engine.registry import dockercfg
+
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.endswith("]") else host
     name = name.strip("[]")
     if name == "localhost" or _is_loopback(name):
         return True
     listed = [e for e in load().get("insecure-registries") or [] if isinstance(e, str)]
+    listed += dockercfg.insecure_registries()
     if host in listed or name in listed:
         return True
     return any("/" in entry and _in_network(name, entry) for entry in listed)

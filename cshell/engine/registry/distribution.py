@@ -12,7 +12,8 @@ A registry speaks the OCI distribution API (Docker's "registry v2") over HTTP::
 
 Everything but the tag is content-addressed: the client checks each sha256.
 ``pull.py`` and ``push.py`` hold the two directions; this module holds the
-endpoints (mirrors, http only for loopback and insecure registries), the
+endpoints (mirrors; https, verified unless the registry is insecure, where
+http is the fallback: loopback and ``insecure-registries``), the
 small JSON under the state root that remembers which repository each blob
 came from or went to (for cross-repository mounts), and the worker pool with
 its progress bars. References (Docker's defaults: ``busybox`` is
@@ -114,9 +115,10 @@ def unreachable(host: str, e: OSError) -> Unreachable:
 
 @record(frozen=True)
 class Endpoint:
-    url: str  # "https://registry-1.docker.io", "http://127.0.0.1:5000"
+    url: str  # "https://registry-1.docker.io", "https://127.0.0.1:5000", "http://127.0.0.1:5000"
     registry: str  # the name logins are stored under: "docker.io", "127.0.0.1:5000"
     mirror: bool = False
+    insecure: bool = False  # https unverified; a registry's (not a mirror's) falls back to plain http
 
     @property
     def netloc(self) -> str:
@@ -136,17 +138,19 @@ def registry_name(server: str | None) -> str:
 
 
 def endpoint_for(registry: str) -> Endpoint:
+    """https always; an insecure registry's certificate is not verified and, if https fails,
+    the client falls back to http (Docker's order for loopback and insecure-registries)."""
     if registry == DOCKER_HUB:
         return Endpoint(HUB_API, DOCKER_HUB)
-    scheme = "http" if regconfig.is_insecure(registry) else "https"
-    return Endpoint(f"{scheme}://{registry}", registry)
+    return Endpoint(f"https://{registry}", registry, insecure=regconfig.is_insecure(registry))
 
 
 def endpoints(remote: Remote, push: bool = False) -> list[Endpoint]:
     """Where to pull from: Docker Hub's mirrors first, in order (as Docker's registry-mirrors)."""
     found = []
     if remote.registry == DOCKER_HUB and not push:
-        found = [Endpoint(url, Endpoint(url, "").netloc, mirror=True) for url in regconfig.mirrors()]
+        found = [Endpoint(url, netloc, mirror=True, insecure=regconfig.is_insecure(netloc))
+                 for url in regconfig.mirrors() for netloc in [Endpoint(url, "").netloc]]
     return [*found, endpoint_for(remote.registry)]
 
 

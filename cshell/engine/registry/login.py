@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cshell.engine import trace
 from cshell.engine.registry import config as regconfig
+from cshell.engine.registry import dockercfg
 from cshell.engine.registry.client import Client
 from cshell.engine.registry.distribution import Unauthorized, endpoint_for, registry_name
 from cshell.errors import RuntimeFailure, UsageError
@@ -32,6 +33,9 @@ def login(server: str | None, user: str, password: str) -> tuple[str, Path]:
     return registry, regconfig.store_credentials(registry, user, password)
 
 
-def logout(server: str | None) -> tuple[str, bool]:
+def logout(server: str | None) -> tuple[str, bool, Path | None]:
+    """(registry, whether cshell's login was removed, Docker's config if it still has a login there:
+    cshell never edits Docker's files, and uses that login when it has none of its own)."""
     registry = registry_name(server)
-    return registry, regconfig.remove_credentials(registry)
+    removed = regconfig.remove_credentials(registry)
+    return registry, removed, dockercfg.cli_config() if dockercfg.has_login(registry) else None

@@ -129,7 +129,7 @@ def _pull_from(store: Store, remote: Remote, endpoint: Endpoint, platform: str |
         layers, jobs = _plan(store, remote, manifest, config)
         run_jobs(list(jobs), lambda job, cancel: _download(store, client, remote, job, cancel, relay),  # type: ignore[arg-type]
                  relay, DOWNLOADS, client.abort)
-        return _commit(store, remote, endpoint, (top_digest, manifest), (config_digest, config), layers, jobs)
+        return _commit(store, remote, client.endpoint, (top_digest, manifest), (config_digest, config), layers, jobs)
     except KeyboardInterrupt:
         raise Interrupted(f"pull of {remote} interrupted (Ctrl-C): nothing was stored",
                           "pull again: layers downloaded in part resume where they stopped") from None
