@@ -5,6 +5,7 @@ Real builds (RUN steps in real containers) on busybox, each on its own state roo
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -141,4 +142,28 @@ def test_onbuild_triggers_run_in_the_child_build_only(cshell: Cshell, tmp_path: 
     assert ok(cshell("inspect", "--format", "{{json .Config.OnBuild}}", "child")).strip() in ("null", "[]")
     (ctx / "Dockerfile.grand").write_text("FROM child\n")
     assert "build trigger" not in ok(cshell("build", "-t", "grand", "-f", str(ctx / "Dockerfile.grand"), str(ctx)))
+    assert not left_behind(state_root)
+
+
+def gcc_cached() -> bool:
+    from cshell.engine.image import bootstrap
+
+    return (bootstrap.CACHE / f"{bootstrap.RECIPES['gcc:12'].slug}.tar").exists()
+
+
+@kernel
+@pytest.mark.slow
+@pytest.mark.skipif(not gcc_cached() and not os.environ.get("CSHELL_TEST_GCC"),
+                    reason="gcc:12 is not in the bootstrap cache: its first mmdebstrap takes about 2 minutes "
+                           "(127 s measured); run `cshell image bootstrap gcc:12` once, or set CSHELL_TEST_GCC=1")
+def test_multistage_lesson_ships_a_small_image(cshell: Cshell, state_root: Path) -> None:
+    from conftest import REPO
+
+    out = ok(cshell("build", "-t", "hello-ms", str(REPO / "lessons" / "multistage"), timeout=600))
+    assert "COPY --from=build /hello /usr/local/bin/hello" in out
+    assert ok(cshell("run", "--rm", "hello-ms")) == "hello from a multi-stage build (pid 1)\n"
+    store = store_of(state_root)
+    final, gcc = store.get_local("hello-ms"), store.get_local("gcc:12")
+    assert final.size < 5_000_000 < 100_000_000 < gcc.size  # busybox + one static binary, not the compiler
+    assert not any("gcc" in e["created_by"] for e in final.history)  # history is the final stage's
     assert not left_behind(state_root)

@@ -20,7 +20,7 @@ import io
 import re
 from collections.abc import Mapping
 
-from cshell.engine.image.imageconfig import exec_form, json_or_words
+from cshell.engine.image.imageconfig import duration, exec_form, json_or_words
 from cshell.errors import CShellError, UsageError
 from cshell.record import factory, record
 
@@ -33,8 +33,6 @@ FLAGS = {"ADD": ("chown", "chmod"), "COPY": ("chown", "chmod", "from"), "FROM": 
          "HEALTHCHECK": HEALTH_FLAGS}
 NOT_TRIGGERS = ("ONBUILD", "FROM", "MAINTAINER")  # docker refuses these after ONBUILD
 STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]*$")
-DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-DURATION_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 DIRECTIVE_RE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PORT_RE = re.compile(r"^\d{1,5}(-\d{1,5})?(/(tcp|udp|sctp))?$", re.I)
@@ -254,20 +252,6 @@ def trigger(ins: Instruction, name: str = "Dockerfile") -> Instruction:
     inner = df.instructions[1]
     inner.line = ins.line
     return inner
-
-
-def duration(text: str, flag: str) -> int:
-    """A Go duration (30s, 1m30s, 500ms) in nanoseconds, as docker stores it."""
-    pos, total = 0, 0
-    for match in DURATION_RE.finditer(text):
-        if match.start() != pos:
-            break
-        total += int(float(match[1]) * DURATION_NS[match[2]])
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise UsageError(f"invalid value {text!r} for --{flag}: a duration like 30s, 1m30s or 500ms",
-                         f"e.g. HEALTHCHECK --{flag}=5s CMD ...")
-    return total
 
 
 def healthcheck(ins: Instruction) -> dict[str, object]:
