@@ -167,3 +167,28 @@ def test_multistage_lesson_ships_a_small_image(cshell: Cshell, state_root: Path)
     assert final.size < 5_000_000 < 100_000_000 < gcc.size  # busybox + one static binary, not the compiler
     assert not any("gcc" in e["created_by"] for e in final.history)  # history is the final stage's
     assert not left_behind(state_root)
+
+
+@kernel
+def test_build_dash_takes_a_tar_context(tmp_path: Path, state_root: Path, cshell: Cshell) -> None:
+    from conftest import cshell_argv, cshell_env
+
+    ctx = context(tmp_path, "FROM busybox\nCOPY a.txt /\nCMD cat /a.txt\n", {"a.txt": "tarred\n", "Other": "FROM busybox\n"})
+    archive = tmp_path / "ctx.tar.gz"
+    subprocess.run(["tar", "czf", str(archive), "-C", str(ctx), "."], check=True)
+    for tag, extra in (("tarred", ()), ("other", ("-f", "Other"))):  # -f names a file inside the tar
+        with archive.open("rb") as stdin:
+            proc = subprocess.run([*cshell_argv(), "--root", str(state_root), "build", "-q", "-t", tag, *extra, "-"],
+                                  stdin=stdin, capture_output=True, env=cshell_env(), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert ok(cshell("run", "--rm", "tarred")) == "tarred\n"
+    assert cshell("run", "--rm", "other", "cat", "/a.txt").returncode == 1
+    assert not left_behind(state_root)
+
+
+def test_help_build_explains_stages(cshell: Cshell) -> None:
+    text = " ".join(ok(cshell("help", "build")).split())
+    for phrase in ("Stages (multi-stage builds)", "COPY --from=NAME", "--target", "skipped", "build -t NAME -",
+                   "ONBUILD", "HEALTHCHECK"):
+        assert phrase in text, phrase
+    assert "--health-cmd" in ok(cshell("help", "run"))

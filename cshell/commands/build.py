@@ -84,7 +84,10 @@ child image does not keep it. **HEALTHCHECK [--interval=30s --timeout=30s
 --start-period=0s --retries=3] CMD ...** (or NONE) is stored as docker's
 `Healthcheck`; containers of the image run it (see `help run`).
 
-Not yet: ADD from a URL, a tar context on stdin, RUN as another USER (the
+`build - < context.tar` (a tar, gzip, bzip2 or xz) is the whole context, its
+Dockerfile inside (or `-f NAME` inside it).
+
+Not yet: ADD from a URL, RUN as another USER (the
 user is recorded for later, RUN still runs as root).""",
 )
 def build(ctx: Context, args: SimpleNamespace) -> int:
@@ -93,31 +96,39 @@ def build(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.views.build import BuildView
 
     from_stdin = args.dir == "-" or args.file == "-"
-    if args.dir == "-" and args.file not in (None, "-"):
-        raise UsageError("build - reads the Dockerfile from stdin: there is no context for -f to name a file in",
-                         "build -f - DIR < Dockerfile (a context), or build - < Dockerfile (none)")
+    data = _stdin(ctx) if from_stdin else None
+    tar = data if args.dir == "-" and data is not None and _is_tar(data) else None
     opts = BuildOptions(context=None if args.dir == "-" else Path(args.dir),
-                        dockerfile=Path(args.file) if args.file and not from_stdin else None,
+                        dockerfile=Path(args.file) if args.file and args.file != "-" else None,
                         tags=list(args.tag), build_args=_build_args(args.build_arg),
                         no_cache=args.no_cache, network=args.network or "none", target=args.target or "",
-                        dockerfile_text=_stdin_dockerfile(ctx) if from_stdin else None)
+                        dockerfile_text=_text(data) if data is not None and tar is None else None,
+                        context_tar=tar)
     view = BuildView(ctx.out, quiet=args.quiet)
     result = do_build(ctx.runtime, opts, view)
     view.finished(result)
     return 0
 
 
-def _stdin_dockerfile(ctx: Context) -> str:
-    """`build -` and `build -f - DIR`: the Dockerfile is piped in, as docker reads it."""
+def _stdin(ctx: Context) -> bytes:
+    """`build -` and `build -f - DIR`: a Dockerfile (or, for `build -`, a tar context) piped in."""
     if ctx.interactive or sys.stdin is None or sys.stdin.isatty():
         raise UsageError("build - reads the Dockerfile from stdin, and nothing is piped in",
                          "cshell build -t NAME - < Dockerfile (or: build -f - DIR < Dockerfile)")
-    data = sys.stdin.buffer.read()
+    return sys.stdin.buffer.read()
+
+
+def _is_tar(data: bytes) -> bool:
+    """Docker's detection: a (compressed) tar is a context, anything else a Dockerfile."""
+    return data.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")) or data[257:262] == b"ustar"
+
+
+def _text(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UsageError(f"the Dockerfile on stdin is not UTF-8 text ({e.reason})",
-                         "pipe a Dockerfile saved as UTF-8 (a tar context on stdin is not supported)") from None
+                         "pipe a Dockerfile saved as UTF-8, or a tar of the context: build - < context.tar") from None
 
 
 def _build_args(items: list[str]) -> dict[str, str]:

@@ -31,7 +31,7 @@ import select
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,7 @@ class BuildOptions:
     network: str = "none"  # for RUN: none, bridge (a veth on the bridge, as `run` has) or host
     target: str = ""  # --target: the stage to stop at (default: the last)
     dockerfile_text: str | None = None  # `-f -` and `build -`: the Dockerfile itself, read from stdin
+    context_tar: bytes | None = None  # `build - < context.tar`: the context as a tar (gzip, bzip2, xz)
 
 
 # -- events (the view turns them into docker's output) -----------------------------------------
@@ -149,7 +150,30 @@ class BuildStepFailed(RuntimeFailure):
 
 def build(rt: Runtime, opts: BuildOptions, emit: Emit) -> BuildResult:
     """Build the Dockerfile in opts.context; tag the result. Raises CShellError at the failing line."""
-    return Builder(rt, opts, emit).run()
+    if opts.context_tar is None:
+        return Builder(rt, opts, emit).run()
+    with unpacked_context(rt, opts.context_tar) as directory:
+        opts.context, opts.context_tar = directory, None
+        if opts.dockerfile is not None:  # -f names a file inside the tar, as docker's
+            opts.dockerfile = directory / opts.dockerfile
+        return Builder(rt, opts, emit).run()
+
+
+@contextlib.contextmanager
+def unpacked_context(rt: Runtime, data: bytes) -> Iterator[Path]:
+    """A tar on stdin becomes the context: unpacked (confined, as a layer is) into a temporary directory."""
+    from cshell.engine.image.archive import unpack_layer
+
+    rt.root.ensure()
+    staging = rt.root.layers / f"build-{new_id()[:16]}.unpacking"  # reconcile removes it if we die
+    try:
+        staging.mkdir()
+        (staging / "context.tar").write_bytes(data)
+        unpack_layer(staging / "context.tar", staging / "context", rt.root.path)
+        yield staging / "context"
+    finally:
+        with shielded():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_dockerfile(opts: BuildOptions) -> tuple[BuildContext | None, Dockerfile]:
@@ -188,6 +212,7 @@ class Builder:
         self.parent = "scratch"  # the cache key's parent: an image id
         self.meta_args: dict[str, str | None] = {}  # ARGs before FROM: only FROM sees them
         self.args: dict[str, str | None] = {}  # ARGs of the stage
+        self.declared: set[str] = set()  # ARGs of every stage built: a --build-arg they name is used
         self.cmd_set = False
         self.in_stage = False  # after FROM
         self.cached = 0
@@ -408,6 +433,7 @@ class Builder:
                 self.args[name] = self.opts.build_args[name]
             else:
                 self.args[name] = value if value is not None else self.meta_args.get(name)
+            self.declared.add(name)
             shown.append(name if value is None else f"{name}={value}")
         self.commit_settings(f"ARG {' '.join(shown)}", self.settings())
 
@@ -743,7 +769,7 @@ class Builder:
         return report
 
     def _warn_unused_args(self) -> None:
-        unused = sorted(set(self.opts.build_args) - set(self.args) - set(self.meta_args))
+        unused = sorted(set(self.opts.build_args) - self.declared - set(self.meta_args))
         if unused:
             self.emit(BuildWarning(f"one or more build-args [{' '.join(unused)}] were not consumed"))
 
