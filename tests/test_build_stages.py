@@ -192,3 +192,13 @@ def test_help_build_explains_stages(cshell: Cshell) -> None:
                    "ONBUILD", "HEALTHCHECK"):
         assert phrase in text, phrase
     assert "--health-cmd" in ok(cshell("help", "run"))
+
+
+@kernel
+def test_a_stage_can_start_from_an_earlier_stage(cshell: Cshell, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM busybox AS base\nARG WHO=base\nRUN echo $WHO > /b\n"
+                            "FROM base AS child\nARG WHO\nRUN echo child-sees-${WHO:-nothing} >> /b\nCMD cat /b\n")
+    out = ok(cshell("build", "-t", "fromstage", "--build-arg", "WHO=arg", str(ctx)))
+    assert "not consumed" not in out
+    # each stage has its own ARGs: the child declared WHO, so it sees the build arg
+    assert ok(cshell("run", "--rm", "fromstage")) == "arg\nchild-sees-arg\n"
