@@ -47,6 +47,7 @@ def config_for(image_settings: dict[str, Any], overrides: dict[str, Any] | None,
     test = hc.get("Test") or []
     if not test or test[0] == "NONE":
         return None
+    test_argv(test)  # an image made elsewhere may carry a test docker would refuse: refused now
     return hc
 
 
@@ -101,6 +102,7 @@ class Checker(threading.Thread):
         super().__init__(name="healthcheck", daemon=True)
         self.container, self.pid = container, 0
         self.hc: dict[str, Any] = container.config["healthcheck"]
+        self.argv, self.interval = test_argv(self.hc["Test"]), setting(self.hc, "Interval")
         self.go, self.stopping = threading.Event(), threading.Event()
         self.health: dict[str, Any] = {"Status": "starting", "FailingStreak": 0, "Log": []}
 
@@ -120,8 +122,8 @@ class Checker(threading.Thread):
             return
         started = time.monotonic()
         self.save()
-        interval, timeout = setting(self.hc, "Interval"), setting(self.hc, "Timeout")
-        while not self.stopping.wait(interval):
+        timeout = setting(self.hc, "Timeout")
+        while not self.stopping.wait(self.interval):
             entry = self.probe(timeout)
             if self.stopping.is_set():
                 return  # the container ended during the probe: its failure says nothing
@@ -152,7 +154,7 @@ class Checker(threading.Thread):
     def probe(self, timeout: float) -> dict[str, Any]:
         start = now()
         try:
-            code, output = run_probe(self.container, self.pid, test_argv(self.hc["Test"]), timeout)
+            code, output = run_probe(self.container, self.pid, self.argv, timeout)
         except Exception as e:  # noqa: BLE001 - a probe that cannot run is a failed probe
             code, output = -1, f"health check could not run: {e}"
         return {"Start": start, "End": now(), "ExitCode": code, "Output": output}

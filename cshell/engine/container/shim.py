@@ -156,6 +156,8 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     # a thread cannot be made after unshare(CLONE_NEWPID), and its forks must stay in our pid ns.
     checker = health.Checker(container) if container.config.get("healthcheck") else None
     if checker is not None:
+        trace.step(f"healthcheck: a thread of this shim runs {checker.argv} in the container every "
+                   f"{checker.interval:g}s (setns, as exec does); the result goes to health.json")
         checker.start()
     trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWPID)})  # the next child is PID 1")
     sc.unshare(sc.CLONE_NEWPID)
