@@ -27,7 +27,7 @@ from typing import Any
 from cshell.engine.container.init import ProcessSpec
 from cshell.engine.image.imageconfig import duration
 from cshell.engine.kernel import namespaces
-from cshell.engine.kernel.processes import StatusChannel
+from cshell.engine.kernel.processes import StatusChannel, close_all_but
 from cshell.engine.state import now, read_json, write_json
 from cshell.errors import UsageError
 
@@ -161,8 +161,7 @@ class Checker(threading.Thread):
 
 
 def run_probe(c: Any, pid: int, argv: list[str], timeout: float) -> tuple[int, str]:
-    """`exec` of argv in the container, output captured, killed after ``timeout`` -> (code, output)."""
-    from cshell.engine.container.joining import _joined_child  # the same join `exec` does
+    """`exec` of argv in the container (the same join), output captured, killed after ``timeout``."""
     from cshell.engine.container.security import plan as security_plan
 
     spec = ProcessSpec(argv=argv, env=c.config["env"], cwd=c.config["workdir"],
@@ -172,8 +171,7 @@ def run_probe(c: Any, pid: int, argv: list[str], timeout: float) -> tuple[int, s
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
-        kinds = [k for k in namespaces.JOINABLE if k != "user"]
-        _joined_child(pid, kinds, spec, c.id, (null, out_w, out_w), status_w)
+        _probe_child(pid, spec, c.id, null, out_w, status_w)
     for fd in (out_w, status_w, null):
         os.close(fd)
     channel = StatusChannel(status_r)
@@ -189,6 +187,20 @@ def run_probe(c: Any, pid: int, argv: list[str], timeout: float) -> tuple[int, s
         return channel.error[0], channel.error[1]
     code = channel.exit_code if channel.exit_code is not None else -1
     return code, output.decode(errors="replace")
+
+
+def _probe_child(pid: int, spec: ProcessSpec, cid: str, null: int, out_w: int, status_w: int) -> None:
+    """Hold nothing of the shim's (its log pipes, the attached terminal, the shell's status pipe)."""
+    from cshell.engine.container.joining import _joined_child
+
+    try:
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(quiet, fd)
+        close_all_but({0, 1, 2, null, out_w, status_w})
+    except BaseException:  # noqa: BLE001 - a forked child never returns into the shim
+        os._exit(126)
+    _joined_child(pid, [k for k in namespaces.JOINABLE if k != "user"], spec, cid, (null, out_w, out_w), status_w)
 
 
 def _collect(channel: StatusChannel, out_r: int, deadline: float) -> tuple[bytes, bool]:
