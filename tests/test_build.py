@@ -103,7 +103,7 @@ def test_escape_directive() -> None:
     ("FROM busybox AS 1x\n", 1, "invalid name for build stage"),
     ("ARG A=1\n", 1, "no build stage"),
     ("FROM busybox\nONBUILD FROM busybox\n", 2, "FROM isn't allowed as an ONBUILD trigger"),
-    ("FROM busybox\nONBUILD FORM x\n", 2, "unknown instruction FORM"),
+    ("FROM busybox\nRUN true\nONBUILD FORM x\n", 3, "unknown instruction FORM"),
     ("FROM busybox\nHEALTHCHECK true\n", 2, "HEALTHCHECK needs CMD"),
     ("FROM busybox\nHEALTHCHECK --interval=soon CMD true\n", 2, "invalid value 'soon' for --interval"),
     ("FROM busybox\nHEALTHCHECK --retries=x CMD true\n", 2, "--retries must be a number"),

@@ -142,6 +142,13 @@ def test_onbuild_triggers_run_in_the_child_build_only(cshell: Cshell, tmp_path: 
     assert ok(cshell("inspect", "--format", "{{json .Config.OnBuild}}", "child")).strip() in ("null", "[]")
     (ctx / "Dockerfile.grand").write_text("FROM child\n")
     assert "build trigger" not in ok(cshell("build", "-t", "grand", "-f", str(ctx / "Dockerfile.grand"), str(ctx)))
+    # a trigger that copies from a stage the target skipped: one line, not a traceback
+    (ctx / "Dockerfile.p2").write_text("FROM busybox\nONBUILD COPY --from=helper /etc/passwd /p\n")
+    ok(cshell("build", "-t", "parent2", "-f", str(ctx / "Dockerfile.p2"), str(ctx)))
+    (ctx / "Dockerfile.c2").write_text("FROM busybox AS helper\nFROM parent2\n")
+    proc = cshell("build", "-t", "child2", "-f", str(ctx / "Dockerfile.c2"), str(ctx))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "Dockerfile.c2:2: COPY --from=helper: stage 0 (helper) was not built" in proc.stderr
     assert not left_behind(state_root)
 
 

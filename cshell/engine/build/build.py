@@ -712,6 +712,9 @@ class Builder:
         env = self.env()
         value = self.meta_word(ins.flags["from"])
         stage = self.stage_ref(value, self.stage_index)
+        if stage is not None and stage.index not in self.built:  # an ONBUILD trigger may name any stage
+            raise UsageError(f"COPY --from={value}: stage {stage.label} was not built (the target does not need "
+                             "it)", "build it too: name it in the target's own COPY --from or FROM")
         source = self.built[stage.index] if stage is not None else self.store.get(value)
         if source is None:
             raise UsageError(f"COPY --from={value}: stage {stage.label if stage else value} has no files "

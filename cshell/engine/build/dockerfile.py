@@ -248,7 +248,11 @@ def trigger(ins: Instruction, name: str = "Dockerfile") -> Instruction:
     if keyword in NOT_TRIGGERS:
         raise DockerfileError(name, ins.line, f"{keyword} isn't allowed as an ONBUILD trigger",
                               "ONBUILD takes RUN, COPY, ADD, ENV and the other build instructions")
-    df = parse(f"FROM scratch\n{ins.value}\n", name)
+    try:
+        df = parse(f"FROM scratch\n{ins.value}\n", name)
+    except DockerfileError as e:  # told at the ONBUILD's own line, not the line of the parse above
+        message = e.message.split(": ", 1)[1] if ": " in e.message else e.message
+        raise DockerfileError(name, ins.line, message, e.hint) from None
     inner = df.instructions[1]
     inner.line = ins.line
     return inner
