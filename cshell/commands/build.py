@@ -26,7 +26,7 @@ from cshell.errors import UsageError
         Opt(("-q", "--quiet"), "print only the image id"),
     ),
     positionals=(Pos("dir", "the build context: the Dockerfile's directory, where ADD and COPY read "
-                            "(- : the Dockerfile from stdin, no context)", complete=FILE),),
+                            "(-: stdin, a Dockerfile alone or a tar of the context)", complete=FILE),),
     example="build -t helloworld -f lessons/app/Dockerfile.busybox lessons/app",
     group="images",
     docker="docker build (the classic builder)",
@@ -65,6 +65,7 @@ symlink pointing out of DIR); errors name the Dockerfile line.
 RUN steps have no network unless asked: `--network bridge` gives each its own
 veth on the bridge (reaching the internet needs `net config masquerade=on`),
 `--network host` shares the host's.
+
 **Stages (multi-stage builds).** Each FROM starts a new stage, numbered
 from 0 and named with `FROM IMAGE AS NAME`. `COPY --from=NAME` (or an index,
 or any image) copies files out of another stage's root: the path and its
@@ -76,16 +77,14 @@ So a `gcc` stage compiles and a `busybox` stage ships only the binary
 
 **Stdin.** `build -t NAME - < Dockerfile` reads the Dockerfile from stdin
 with no context (COPY can only use `--from`); `build -f - DIR` reads it from
-stdin and the files from DIR.
+stdin and the files from DIR. `build - < context.tar` (a tar, gzip, bzip2 or
+xz) is the whole context, with its Dockerfile inside (or `-f NAME` inside it).
 
 **ONBUILD INSTRUCTION** is stored in the image (`OnBuild` in its config) and
 runs when another build starts `FROM` that image, right after its FROM; the
 child image does not keep it. **HEALTHCHECK [--interval=30s --timeout=30s
 --start-period=0s --retries=3] CMD ...** (or NONE) is stored as docker's
 `Healthcheck`; containers of the image run it (see `help run`).
-
-`build - < context.tar` (a tar, gzip, bzip2 or xz) is the whole context, its
-Dockerfile inside (or `-f NAME` inside it).
 
 Not yet: ADD from a URL, RUN as another USER (the
 user is recorded for later, RUN still runs as root).""",
