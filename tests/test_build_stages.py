@@ -6,8 +6,11 @@ Real builds (RUN steps in real containers) on busybox, each on its own state roo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Cshell
@@ -209,3 +212,49 @@ def test_a_stage_can_start_from_an_earlier_stage(cshell: Cshell, tmp_path: Path)
     assert "not consumed" not in out
     # each stage has its own ARGs: the child declared WHO, so it sees the build arg
     assert ok(cshell("run", "--rm", "fromstage")) == "arg\nchild-sees-arg\n"
+
+
+def ok_err(proc: subprocess.CompletedProcess) -> str:
+    ok(proc)
+    return proc.stderr
+
+
+@pytest.fixture
+def registry() -> Iterator[Any]:
+    from registryd import serve
+
+    yield from serve("open")
+
+
+def publish(publisher: Path, base: str, tmp_path: Path, version: str) -> None:
+    """Another machine (its own state root) pushes a new version of the base image."""
+    from conftest import run_cshell
+
+    (tmp_path / version).mkdir()
+    ctx = context(tmp_path / version, f"FROM busybox\nRUN echo {version} > /version\n")
+    ok(run_cshell(publisher, "build", "-q", "-t", base, str(ctx)))
+    ok(run_cshell(publisher, "push", base))
+
+
+@kernel
+def test_pull_takes_the_registrys_newer_base(cshell: Cshell, tmp_path: Path, registry: Any) -> None:
+    base, publisher = f"{registry.host}/base:latest", tmp_path / "publisher"
+    for d in (publisher, tmp_path / "child", tmp_path / "hub"):
+        d.mkdir()
+    try:
+        publish(publisher, base, tmp_path, "v1")
+        child = context(tmp_path / "child", f"FROM {base}\nCMD cat /version\n")
+        ok(cshell("build", "-q", "-t", "child", str(child)))  # pulled: not here yet
+        assert ok(cshell("run", "--rm", "child")) == "v1\n"
+        publish(publisher, base, tmp_path, "v2")
+        ok(cshell("build", "-q", "-t", "child", str(child)))  # here: used as it is, as docker
+        assert ok(cshell("run", "--rm", "child")) == "v1\n"
+        ok(cshell("build", "-q", "--pull", "-t", "child", str(child)))
+        assert ok(cshell("run", "--rm", "child")) == "v2\n"
+    finally:
+        shutil.rmtree(publisher, ignore_errors=True)
+    # Docker Hub is out of reach from here: --pull builds on the local busybox and says so
+    hub = context(tmp_path / "hub", "FROM busybox\n")
+    assert "not here yet" in ok_err(cshell("build", "--pull", "-t", "hub", str(hub)))  # made here, first
+    out = cshell("build", "--pull", "-t", "hub", str(hub))
+    assert out.returncode == 0 and "--pull:" in out.stderr and "building on the local busybox" in out.stderr

@@ -22,6 +22,7 @@ from cshell.errors import UsageError
         Opt(("--build-arg",), "set an ARG of the Dockerfile (K=V, or K to take it from here)", "K=V",
             multi=True),
         Opt(("--no-cache",), "run every step again instead of reusing cached step images"),
+        Opt(("--pull",), "pull each FROM image again from its registry, even when it is here"),
         Opt(("--network",), "network of RUN steps: none (default), bridge or host", "MODE", default="none"),
         Opt(("-q", "--quiet"), "print only the image id"),
     ),
@@ -102,7 +103,7 @@ def build(ctx: Context, args: SimpleNamespace) -> int:
                         tags=list(args.tag), build_args=_build_args(args.build_arg),
                         no_cache=args.no_cache, network=args.network or "none", target=args.target or "",
                         dockerfile_text=_text(data) if data is not None and tar is None else None,
-                        context_tar=tar)
+                        context_tar=tar, pull=args.pull)
     view = BuildView(ctx.out, quiet=args.quiet)
     result = do_build(ctx.runtime, opts, view)
     view.finished(result)

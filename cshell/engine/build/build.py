@@ -73,6 +73,7 @@ class BuildOptions:
     target: str = ""  # --target: the stage to stop at (default: the last)
     dockerfile_text: str | None = None  # `-f -` and `build -`: the Dockerfile itself, read from stdin
     context_tar: bytes | None = None  # `build - < context.tar`: the context as a tar (gzip, bzip2, xz)
+    pull: bool = False  # --pull: ask the registry for a newer FROM image even when one is here
 
 
 # -- events (the view turns them into docker's output) -----------------------------------------
@@ -398,10 +399,25 @@ class Builder:
                            "config": {"Env": [DEFAULT_PATH]}, "history": []}
             self.emit(StepImage(None))
             return
-        image = self.store.get(ref)  # a missing busybox is bootstrapped here
+        image = self.pull_base(ref) if self.opts.pull else self.store.get(ref)  # a missing busybox is made here
         self.images[image.id] = image
         self.use(image)
         self.emit(StepImage(image))
+
+    def pull_base(self, ref: str) -> Image:
+        """--pull: the registry's current image for ref. Unreachable (Docker Hub is, from here): the local one, said."""
+        from cshell.engine.registry.distribution import Unreachable
+        from cshell.engine.registry.pull import pull
+
+        trace.step(f"--pull: GET the manifest of {ref} from its registry, even though an image may be here")
+        try:
+            return pull(self.store, ref).image
+        except Unreachable as e:
+            local = self.store.find(ref)
+            if local is None:
+                return self.store.get(ref)  # made here (busybox), or the one-line error
+            self.emit(BuildWarning(f"--pull: {e.message}; building on the local {ref} ({local.short_id})"))
+            return local
 
     def from_stage(self, stage: Stage) -> None:
         image = self.built[stage.index]
