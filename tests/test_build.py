@@ -99,8 +99,14 @@ def test_escape_directive() -> None:
     ("FROM busybox\nENV A=1 B\n", 2, "can't find = in 'B'"),
     ("FROM busybox\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
     ("FROM busybox\nCOPY --mode=1 a /b\n", 2, "unknown flag --mode for COPY"),
-    ("FROM busybox\nFROM busybox\n", 2, "multi-stage"),
-    ("FROM busybox\nHEALTHCHECK CMD true\n", 2, "HEALTHCHECK is not supported"),
+    ("FROM busybox AS a\nFROM busybox AS A\n", 2, "duplicate name 'a'"),
+    ("FROM busybox AS 1x\n", 1, "invalid name for build stage"),
+    ("ARG A=1\n", 1, "no build stage"),
+    ("FROM busybox\nONBUILD FROM busybox\n", 2, "FROM isn't allowed as an ONBUILD trigger"),
+    ("FROM busybox\nRUN true\nONBUILD FORM x\n", 3, "unknown instruction FORM"),
+    ("FROM busybox\nHEALTHCHECK true\n", 2, "HEALTHCHECK needs CMD"),
+    ("FROM busybox\nHEALTHCHECK --interval=soon CMD true\n", 2, "invalid value 'soon' for --interval"),
+    ("FROM busybox\nHEALTHCHECK --retries=x CMD true\n", 2, "--retries must be a number"),
     ("FROM busybox extra\n", 1, "FROM requires either one or three arguments"),
 ])
 def test_parser_errors_name_the_line(text: str, line: int, message: str) -> None:

@@ -133,6 +133,31 @@ VOLUMES_HELP = """Volumes and bind mounts (`-v`, `--mount`, `--tmpfs`), as docke
   content: files written there land in the volume, not in the writable layer."""
 
 
+HEALTH_OPTIONS = (
+    Opt(("--health-cmd",), "a health check command, run with /bin/sh -c inside the container", "CMD"),
+    Opt(("--health-interval",), "time between checks (default 30s)", "DURATION"),
+    Opt(("--health-timeout",), "a check running longer fails (default 30s)", "DURATION"),
+    Opt(("--health-retries",), "failures in a row that make it unhealthy (default 3)", "N"),
+    Opt(("--health-start-period",), "failures in this first time do not count (default 0s)", "DURATION"),
+    Opt(("--no-healthcheck",), "do not run the image's HEALTHCHECK"),
+)
+HEALTH_HELP = """Health checks (an image's HEALTHCHECK, or --health-cmd), as docker: the
+container's shim runs the command inside the container every --health-interval,
+as `exec` would, and kills it after --health-timeout. Exit 0 is healthy; after
+--health-retries failures in a row the container is unhealthy (failures in the
+--health-start-period do not count). `ps` shows `Up 3 minutes (healthy)`,
+`(unhealthy)` or `(health: starting)`; `inspect --format '{{json .State.Health}}'`
+shows the Status, the FailingStreak and the last five checks with their output."""
+
+
+def _health(args: SimpleNamespace) -> dict:
+    from cshell.engine.container.health import from_flags
+
+    return {"healthcheck": from_flags(args.health_cmd, args.health_interval, args.health_timeout,
+                                      args.health_start_period, args.health_retries),
+            "no_healthcheck": args.no_healthcheck}
+
+
 def _check_tty(args: SimpleNamespace) -> None:
     if args.tty and args.interactive and not os.isatty(0):
         raise UsageError("the input device is not a TTY", "drop -t (keep -i), or run from a terminal", status=1)
@@ -163,6 +188,7 @@ def _check_tty(args: SimpleNamespace) -> None:
         Opt(("--init",), "run a tiny init (cshell-init) as PID 1: it forwards signals and reaps zombies"),
         Opt(("--read-only",), "mount the container's root read-only (volumes, --tmpfs, /dev and /dev/shm stay writable)"),
         *SECURITY_OPTIONS,
+        *HEALTH_OPTIONS,
     ),
     positionals=(Pos("image", "the image to start from", complete=IMAGE),
                  Pos("cmd", "the command and its arguments (default: the image's CMD)",
@@ -205,7 +231,7 @@ Other machines reach the port when the host forwards (`net.ipv4.ip_forward=1`);
 containers reach beyond the host only with masquerading, off by default
 (`net config masquerade=on`).
 
-""" + LIMITS_HELP + "\n\n" + VOLUMES_HELP + "\n\n" + SECURITY_HELP,
+""" + LIMITS_HELP + "\n\n" + VOLUMES_HELP + "\n\n" + SECURITY_HELP + "\n\n" + HEALTH_HELP,
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.container.containers import RunOptions
@@ -219,7 +245,7 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
                       read_only=args.read_only, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
                       privileged=args.privileged, security_opt=args.security_opt,
-                      **{k: getattr(args, k) for k in LIMIT_FIELDS})
+                      **{k: getattr(args, k) for k in LIMIT_FIELDS}, **_health(args))
     container, code = ctx.runtime.run(opts)
     if code is None:
         ctx.out.text(container.id)

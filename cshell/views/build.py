@@ -22,9 +22,11 @@ from cshell.engine.build.build import (
     Event,
     RemovedContainer,
     RunningIn,
+    StageSkipped,
     StepImage,
     StepOutput,
     StepStarted,
+    TriggersStarted,
     UsingCache,
 )
 from cshell.views.console import CYAN, DIM, RESET, Output
@@ -54,6 +56,10 @@ class BuildView:
         self._close_output()
         if isinstance(event, StepStarted):
             self.out.text(self._paint(CYAN, f"Step {event.index}/{event.total} : {event.text}"))
+        elif isinstance(event, StageSkipped):
+            self.out.text(self._paint(DIM, f"Skipping stage {event.stage}: the target stage {event.target} does not need it"))
+        elif isinstance(event, TriggersStarted):
+            self.out.text(f"# Executing {event.count} build trigger{'s' if event.count != 1 else ''}")
         elif isinstance(event, UsingCache):
             self.out.text(" ---> Using cache")
         elif isinstance(event, RunningIn):

@@ -32,12 +32,21 @@ def status_text(c: Container) -> str:
     now = time.time()
     status = c.status
     if status == "running":
-        return f"Up {human_duration(now - parse_time(c.state.get('started_at', '')))}"
+        up = f"Up {human_duration(now - parse_time(c.state.get('started_at', '')))}"
+        return up + _health_suffix(c.health())
     if status == "exited":
         finished = parse_time(c.state.get("finished_at", ""))
         ago = f" {human_duration(now - finished)} ago" if finished else ""
         return f"Exited ({c.state.get('exit_code', 0)}){ago}"
     return "Created"
+
+
+def _health_suffix(health: dict | None) -> str:
+    """docker ps: Up 5 seconds (healthy), (unhealthy) or (health: starting)."""
+    status = (health or {}).get("Status")
+    if not status:
+        return ""
+    return " (health: starting)" if status == "starting" else f" ({status})"
 
 
 def ports_text(c: Container) -> str:

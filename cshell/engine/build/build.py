@@ -31,7 +31,7 @@ import select
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ from cshell.engine.build import commit as images
 
 from cshell.engine import trace
 from cshell.engine.build.context import BuildContext, CopyPlan, write_tar
-from cshell.engine.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand
+from cshell.engine.build.dockerfile import Dockerfile, DockerfileError, Instruction, Stage, expand
 from cshell.engine.state import now
 from cshell.engine.state import new_id
 from cshell.engine.image.store import Image, Layer, normalize_ref
@@ -64,12 +64,16 @@ ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
 @record
 class BuildOptions:
-    context: Path
+    context: Path | None  # None: `build -`, a Dockerfile from stdin and no context
     dockerfile: Path | None = None  # default: CONTEXT/Dockerfile
     tags: list[str] = factory(list)
     build_args: dict[str, str] = factory(dict)
     no_cache: bool = False
     network: str = "none"  # for RUN: none, bridge (a veth on the bridge, as `run` has) or host
+    target: str = ""  # --target: the stage to stop at (default: the last)
+    dockerfile_text: str | None = None  # `-f -` and `build -`: the Dockerfile itself, read from stdin
+    context_tar: bytes | None = None  # `build - < context.tar`: the context as a tar (gzip, bzip2, xz)
+    pull: bool = False  # --pull: ask the registry for a newer FROM image even when one is here
 
 
 # -- events (the view turns them into docker's output) -----------------------------------------
@@ -112,7 +116,19 @@ class BuildWarning:
     text: str
 
 
-Event = StepStarted | UsingCache | RunningIn | StepOutput | RemovedContainer | StepImage | BuildWarning
+@record(frozen=True)
+class StageSkipped:
+    stage: str  # "1 (test)"
+    target: str
+
+
+@record(frozen=True)
+class TriggersStarted:
+    count: int  # ONBUILD triggers of the FROM image, run now
+
+
+Event = (StepStarted | UsingCache | RunningIn | StepOutput | RemovedContainer | StepImage | BuildWarning
+         | StageSkipped | TriggersStarted)
 Emit = Callable[[Event], None]
 
 
@@ -135,13 +151,41 @@ class BuildStepFailed(RuntimeFailure):
 
 def build(rt: Runtime, opts: BuildOptions, emit: Emit) -> BuildResult:
     """Build the Dockerfile in opts.context; tag the result. Raises CShellError at the failing line."""
-    return Builder(rt, opts, emit).run()
+    if opts.context_tar is None:
+        return Builder(rt, opts, emit).run()
+    with unpacked_context(rt, opts.context_tar) as directory:
+        opts.context, opts.context_tar = directory, None
+        if opts.dockerfile is not None:  # -f names a file inside the tar, as docker's
+            opts.dockerfile = directory / opts.dockerfile
+        return Builder(rt, opts, emit).run()
 
 
-def read_dockerfile(opts: BuildOptions) -> tuple[BuildContext, Dockerfile]:
-    if not opts.context.is_dir():
+@contextlib.contextmanager
+def unpacked_context(rt: Runtime, data: bytes) -> Iterator[Path]:
+    """A tar on stdin becomes the context: unpacked (confined, as a layer is) into a temporary directory."""
+    from cshell.engine.image.archive import unpack_layer
+
+    rt.root.ensure()
+    staging = rt.root.layers / f"build-{new_id()[:16]}.unpacking"  # reconcile removes it if we die
+    try:
+        staging.mkdir()
+        (staging / "context.tar").write_bytes(data)
+        unpack_layer(staging / "context.tar", staging / "context", rt.root.path)
+        yield staging / "context"
+    finally:
+        with shielded():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_dockerfile(opts: BuildOptions) -> tuple[BuildContext | None, Dockerfile]:
+    if opts.context is not None and not opts.context.is_dir():
         raise NotFound(f"build context {opts.context} is not a directory",
                        "give the directory that holds the Dockerfile and the files to copy: build -t NAME DIR")
+    context = BuildContext(opts.context) if opts.context is not None else None
+    if opts.dockerfile_text is not None:
+        return context, dockerfile.parse(opts.dockerfile_text.removeprefix("\ufeff"), "Dockerfile")
+    if opts.context is None:
+        raise UsageError("no build context and no Dockerfile", "build -t NAME DIR, or pipe one in: build - < Dockerfile")
     path = opts.dockerfile or opts.context / "Dockerfile"
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -150,7 +194,7 @@ def read_dockerfile(opts: BuildOptions) -> tuple[BuildContext, Dockerfile]:
         raise NotFound(where, "write one (FROM busybox, then one instruction a line), or name it: -f FILE") from None
     except UnicodeDecodeError as e:
         raise UsageError(f"{path.name} is not UTF-8 text ({e.reason})", "save the Dockerfile as UTF-8") from None
-    return BuildContext(opts.context), dockerfile.parse(text, path.name)
+    return context, dockerfile.parse(text, path.name)
 
 
 class Builder:
@@ -169,10 +213,14 @@ class Builder:
         self.parent = "scratch"  # the cache key's parent: an image id
         self.meta_args: dict[str, str | None] = {}  # ARGs before FROM: only FROM sees them
         self.args: dict[str, str | None] = {}  # ARGs of the stage
+        self.declared: set[str] = set()  # ARGs of every stage built: a --build-arg they name is used
         self.cmd_set = False
         self.in_stage = False  # after FROM
         self.cached = 0
         self.escape = "\\"
+        self.stages: list[Stage] = []
+        self.built: dict[int, Image | None] = {}  # stage index -> its image (None: scratch, nothing in it)
+        self.step_no, self.total, self.stage_index = 0, 0, 0
 
     # -- the whole build -------------------------------------------------------------------
 
@@ -181,18 +229,22 @@ class Builder:
         for ref in self.opts.tags:
             normalize_ref(ref)  # a bad name fails before anything is built
         self.context, df = read_dockerfile(self.opts)
-        self.escape = df.escape
+        self.escape, self.stages = df.escape, df.stages()
         self.rt.root.ensure()
         self.images = {image.id: image for image in self.store.list(all=True)}
-        total = len(df.instructions)
-        for index, ins in enumerate(df.instructions, 1):
-            self.emit(StepStarted(index, total, ins.original))
-            try:
-                self.step(ins, index, total)
-            except DockerfileError:
-                raise
-            except CShellError as e:
-                raise located(df, ins, e) from None
+        for ins in df.meta:  # ARGs before FROM: values for the FROM lines
+            self.arg(ins)
+        target = self.target()
+        needed = self.needed(df, target)  # checks every stage reference: nothing is built before
+        self.total = len(df.meta) + sum(len(s.instructions) for s in self.stages if s.index in needed)
+        self.step_no = len(df.meta)
+        for index, ins in enumerate(df.meta, 1):
+            self.emit(StepStarted(index, self.total, ins.original))
+        for stage in self.stages[:target.index + 1]:
+            if stage.index not in needed:
+                self.emit(StageSkipped(stage.label, target.label))
+                continue
+            self.run_stage(df, stage)
         if self.image is None:
             raise UsageError("no image was generated: the Dockerfile only says FROM scratch",
                              "COPY something into it, e.g. COPY busybox /bin/busybox")
@@ -200,7 +252,119 @@ class Builder:
         for ref in self.opts.tags:
             self.store.tag(ref, self.image)
         tags = [normalize_ref(ref) for ref in self.opts.tags]
-        return BuildResult(self.image, tags, total, self.cached, time.monotonic() - started)
+        return BuildResult(self.image, tags, self.total, self.cached, time.monotonic() - started)
+
+    def run_stage(self, df: Dockerfile, stage: Stage) -> None:
+        self.stage_index = stage.index
+        for ins in stage.instructions:
+            self.step_no += 1
+            self.emit(StepStarted(self.step_no, self.total, ins.original))
+            try:
+                self.step(ins, self.step_no, self.total)
+                if ins.keyword == "FROM":
+                    self.run_triggers(df, ins)
+            except DockerfileError:
+                raise
+            except CShellError as e:
+                raise located(df, ins, e) from None
+        self.built[stage.index] = self.image
+
+    def run_triggers(self, df: Dockerfile, ins: Instruction) -> None:
+        """ONBUILD: the FROM image's triggers run now, as if written after FROM; then they are gone."""
+        settings = self.config.get("config") or {}
+        triggers = list(settings.get("OnBuild") or [])
+        if not triggers:
+            return
+        settings["OnBuild"] = None  # docker: triggers fire once, in the direct child only
+        self.emit(TriggersStarted(len(triggers)))
+        trace.step(f"ONBUILD: {len(triggers)} trigger(s) recorded in {self.image.short_id if self.image else ''}'s "
+                   "config run now, before the next line")
+        for text in triggers:
+            inner = dockerfile.trigger(Instruction(ins.line, "ONBUILD", f"ONBUILD {text}", text), df.name)
+            self.step(inner, self.step_no, self.total)
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def target(self) -> Stage:
+        """--target NAME (a stage's name, as docker: not its index), else the last stage."""
+        if not self.opts.target:
+            return self.stages[-1]
+        wanted = self.opts.target.lower()
+        for stage in self.stages:
+            if stage.name == wanted:
+                return stage
+        names = ", ".join(s.name for s in self.stages if s.name) or "none (name one: FROM IMAGE AS NAME)"
+        raise UsageError(f"failed to reach build target {self.opts.target} in Dockerfile",
+                         f"--target takes a stage's name; the stages named here: {names}")
+
+    def stage_ref(self, value: str, before: int) -> Stage | None:
+        """The stage a FROM or COPY --from names (by name or index), if it is one built before ``before``."""
+        ref = value.lower()
+        for stage in self.stages:
+            if (stage.name and stage.name == ref) or (ref.isdigit() and int(ref) == stage.index):
+                return stage if stage.index < before else None
+        return None
+
+    def dependencies(self, df: Dockerfile, stage: Stage) -> list[Stage]:
+        """Earlier stages this one uses: its FROM and its COPY --from (checked: no cycle, no unknown index)."""
+        out = []
+        base = self.stage_ref(self.meta_word(stage.base), stage.index)
+        if base is not None:
+            out.append(base)
+        for ins in stage.instructions:
+            if ins.keyword not in ("COPY", "ADD") or "from" not in ins.flags:
+                continue
+            if ins.keyword == "ADD":
+                raise df.error(ins, "ADD --from is not a flag of ADD", "use COPY --from=STAGE SRC DEST")
+            value = self.meta_word(ins.flags["from"])
+            found = self.stage_ref(value, stage.index)
+            if found is not None:
+                out.append(found)
+            elif value.isdigit():
+                raise df.error(ins, f"COPY --from={value}: stage {value} is not built before this one "
+                               f"(stages 0 to {stage.index - 1} are)" if stage.index else
+                               f"COPY --from={value}: there is no stage before this one",
+                               "stages are numbered from 0 in the order of their FROM lines")
+            elif any(s.name == value.lower() for s in self.stages[stage.index:]):
+                raise df.error(ins, f"COPY --from={value}: circular dependency: stage {value} is this stage or "
+                               "comes after it", "a stage can only copy from the stages above it")
+        return out
+
+    def needed(self, df: Dockerfile, target: Stage) -> set[int]:
+        """The target and every stage it depends on, transitively; the rest is skipped."""
+        deps = {stage.index: self.dependencies(df, stage) for stage in self.stages[:target.index + 1]}
+        needed, todo = set(), [target.index]
+        while todo:
+            index = todo.pop()
+            if index not in needed:
+                needed.add(index)
+                todo += [d.index for d in deps[index]]
+        self.check_copy_images(df, needed)
+        return needed
+
+    def check_copy_images(self, df: Dockerfile, needed: set[int]) -> None:
+        """COPY --from=IMAGE: the image must exist (or be made here) before the build starts."""
+        for stage in self.stages:
+            if stage.index not in needed:
+                continue
+            for ins in stage.instructions:
+                value = self.meta_word(ins.flags.get("from", ""))
+                if ins.keyword == "COPY" and value and self.stage_ref(value, stage.index) is None:
+                    self.source_image(df, ins, value, stage.index)
+
+    def source_image(self, df: Dockerfile, ins: Instruction, value: str, before: int) -> Image:
+        try:
+            image = self.store.get(value)
+        except CShellError:
+            names = ", ".join(s.name for s in self.stages[:before] if s.name)
+            stages = f"the stages before it: {names}" if names else "no named stage comes before it"
+            raise df.error(ins, f"COPY --from={value}: no such stage or image",
+                           f"--from takes a stage name or index ({stages}), or an image `images` lists") from None
+        self.images[image.id] = image
+        return image
+
+    def meta_word(self, text: str) -> str:
+        return expand(text, self._meta_env(), self.escape)
 
     def step(self, ins: Instruction, index: int, total: int) -> None:
         if ins.keyword == "FROM":
@@ -209,6 +373,8 @@ class Builder:
             self.arg(ins)
         elif ins.keyword == "RUN":
             self.run_step(ins, index, total)
+        elif ins.keyword == "COPY" and "from" in ins.flags:
+            self.copy_from_step(ins)
         elif ins.keyword in ("ADD", "COPY"):
             self.copy_step(ins)
         elif ins.keyword == "WORKDIR":
@@ -219,21 +385,51 @@ class Builder:
     # -- FROM and ARG --------------------------------------------------------------------------
 
     def from_(self, ins: Instruction) -> None:
-        self.in_stage = True
-        ref = expand(ins.value.split()[0], self._meta_env(), self.escape)
+        self.in_stage, self.args, self.cmd_set = True, {}, False  # a stage starts afresh (ARGs too)
+        ref = self.meta_word(ins.value.split()[0])
         if ins.flags.get("platform"):
             self.emit(BuildWarning(f"FROM --platform={ins.flags['platform']} is ignored: cshell builds for "
                                    "this machine"))
+        stage = self.stage_ref(ref, self.stage_index)
+        if stage is not None:
+            trace.step(f"FROM {ref}: the image stage {stage.label} built")
+            self.from_stage(stage)
+            return
         if ref == "scratch":
             trace.step("FROM scratch: an empty root filesystem, no layers yet")
             self.config = {"architecture": ARCH.get(os.uname().machine, os.uname().machine), "os": "linux",
                            "config": {"Env": [DEFAULT_PATH]}, "history": []}
             self.emit(StepImage(None))
             return
-        image = self.store.get(ref)  # a missing busybox is bootstrapped here
+        image = self.pull_base(ref) if self.opts.pull else self.store.get(ref)  # a missing busybox is made here
         self.images[image.id] = image
         self.use(image)
         self.emit(StepImage(image))
+
+    def pull_base(self, ref: str) -> Image:
+        """--pull: the registry's current image for ref. Unreachable (Docker Hub is, from here): the local one, said."""
+        from cshell.engine.registry.distribution import Unreachable
+        from cshell.engine.registry.pull import pull
+
+        trace.step(f"--pull: GET the manifest of {ref} from its registry, even though an image may be here")
+        try:
+            return pull(self.store, ref).image
+        except Unreachable as e:
+            local = self.store.find(ref)
+            if local is None:
+                return self.store.get(ref)  # made here (busybox), or the one-line error
+            self.emit(BuildWarning(f"--pull: {e.message}; building on the local {ref} ({local.short_id})"))
+            return local
+
+    def from_stage(self, stage: Stage) -> None:
+        image = self.built[stage.index]
+        if image is None:
+            self.image, self.parent, self.layers = None, "scratch", []
+            self.config = {"architecture": ARCH.get(os.uname().machine, os.uname().machine), "os": "linux",
+                           "config": {"Env": [DEFAULT_PATH]}, "history": []}
+        else:
+            self.use(image)
+        self.emit(StepImage(self.image))
 
     def use(self, image: Image) -> None:
         self.image, self.parent = image, image.id
@@ -255,6 +451,7 @@ class Builder:
                 self.args[name] = self.opts.build_args[name]
             else:
                 self.args[name] = value if value is not None else self.meta_args.get(name)
+            self.declared.add(name)
             shown.append(name if value is None else f"{name}={value}")
         self.commit_settings(f"ARG {' '.join(shown)}", self.settings())
 
@@ -286,6 +483,7 @@ class Builder:
             "ENV": self._set_pairs, "LABEL": self._set_pairs, "CMD": self._set_command,
             "ENTRYPOINT": self._set_command, "SHELL": self._set_command, "WORKDIR": self._set_workdir,
             "EXPOSE": self._set_expose, "VOLUME": self._set_volume, "MAINTAINER": self._set_maintainer,
+            "ONBUILD": self._set_onbuild, "HEALTHCHECK": self._set_health,
         }.get(ins.keyword, self._set_plain)
         return handler(ins, settings)
 
@@ -339,6 +537,15 @@ class Builder:
     def _set_maintainer(self, ins: Instruction, settings: dict[str, Any]) -> str:
         self.config["author"] = self.word(ins.value)
         return f"MAINTAINER {self.config['author']}"
+
+    def _set_onbuild(self, ins: Instruction, settings: dict[str, Any]) -> str:
+        # Kept as written (not expanded): it runs in a later build, with that build's ARGs and ENV.
+        settings["OnBuild"] = [*(settings.get("OnBuild") or []), ins.value]
+        return f"ONBUILD {ins.value}"
+
+    def _set_health(self, ins: Instruction, settings: dict[str, Any]) -> str:
+        settings["Healthcheck"] = dockerfile.healthcheck(ins)
+        return ins.original
 
     def _set_plain(self, ins: Instruction, settings: dict[str, Any]) -> str:
         value = self.word(ins.value)  # USER, STOPSIGNAL
@@ -519,13 +726,17 @@ class Builder:
     # -- ADD and COPY -----------------------------------------------------------------------------------
 
     def copy_step(self, ins: Instruction) -> None:
+        if self.context is None:
+            raise UsageError(f"{ins.keyword} needs a build context, and this build has none (`build -`: the "
+                             "Dockerfile came from stdin)",
+                             "give the directory to copy from: build -f - DIR < Dockerfile (or COPY --from=STAGE)")
         env = self.env()
         words = [expand(w, env, self.escape) for w in imageconfig.json_or_words(ins.value)]
         sources, dest = words[:-1], words[-1]
         chown = expand(ins.flags["chown"], env, self.escape) if "chown" in ins.flags else None
         chmod = _chmod(ins.flags.get("chmod"))
         plan = self.context.plan(sources, ins.keyword, extract_archives=ins.keyword == "ADD")
-        target = self.destination(dest, plan, ins.keyword)
+        target = self.destination(dest, plan.sources, ins.keyword)
         owner = f"--chown={chown} " if chown else ""
         created_by = " ".join([*self.shell(), f"#(nop) {ins.keyword} {owner}{plan.label} in {target} "])
         key = buildcache.key(self.parent, created_by, f"{plan.digest} chmod={chmod}")
@@ -535,14 +746,54 @@ class Builder:
         layer = self.copy_layer(plan, header, f"{ins.keyword} {plan.label[:17]}")
         self.record(key, self.settings(), created_by, layer)
 
-    def destination(self, dest: str, plan: CopyPlan, keyword: str) -> str:
+    def destination(self, dest: str, sources: int, keyword: str) -> str:
         """DEST inside the image: relative to WORKDIR; a trailing / (or .) means a directory."""
         is_dir = dest.endswith("/") or posixpath.basename(dest) in (".", "..")
-        if plan.sources > 1 and not is_dir:
+        if sources > 1 and not is_dir:
             raise UsageError(f"when using {keyword} with more than one source file, the destination must be a "
                              "directory and end with a /", f"e.g. {keyword} a.txt b.txt /app/")
         path = posixpath.normpath(posixpath.join(self.settings().get("WorkingDir") or "/", dest))
         return path + "/" if is_dir and path != "/" else path
+
+    def copy_from_step(self, ins: Instruction) -> None:
+        """COPY --from=STAGE|INDEX|IMAGE: files of another image's root, read inside that root."""
+        from cshell.engine.build import copy as buildcopy
+
+        env = self.env()
+        value = self.meta_word(ins.flags["from"])
+        stage = self.stage_ref(value, self.stage_index)
+        if stage is not None and stage.index not in self.built:  # an ONBUILD trigger may name any stage
+            raise UsageError(f"COPY --from={value}: stage {stage.label} was not built (the target does not need "
+                             "it)", "build it too: name it in the target's own COPY --from or FROM")
+        source = self.built[stage.index] if stage is not None else self.store.get(value)
+        if source is None:
+            raise UsageError(f"COPY --from={value}: stage {stage.label if stage else value} has no files "
+                             "(FROM scratch and nothing added)", "copy from a stage that has files")
+        words = [expand(w, env, self.escape) for w in imageconfig.json_or_words(ins.value)]
+        sources, dest = words[:-1], words[-1]
+        chown = expand(ins.flags["chown"], env, self.escape) if "chown" in ins.flags else None
+        chmod = _chmod(ins.flags.get("chmod"))
+        target = self.destination(dest, len(sources), ins.keyword)
+        owner = f"--chown={chown} " if chown else ""
+        created_by = " ".join([*self.shell(), f"#(nop) COPY {owner}--from={value} {' '.join(sources)} in {target} "])
+        # The source image is content-addressed: its id and the paths name exactly what is copied.
+        key = buildcache.key(self.parent, created_by, f"{source.id} chmod={chmod}")
+        if self.from_cache(key):
+            return
+        staging = self.store.root.layers / f"build-{new_id()[:16]}.unpacking"  # reconcile removes it if we die
+        try:
+            self.store.ensure_unpacked(source)
+            if self.image is not None:
+                self.store.ensure_unpacked(self.image)
+            tar, count, single = buildcopy.export_from(staging, [layer.path for layer in source.layers], sources)
+            target = self.destination(dest, count, ins.keyword)  # wildcards may have matched several
+            header = {"dest": target, "single": single, "chown": chown, "chmod": chmod}
+            send = lambda out: _send_file(tar, out)  # noqa: E731
+            layer = self.new_layer(buildcopy.copy_into(staging, [layer.path for layer in self.layers], header, send))
+        finally:
+            with shielded():
+                shutil.rmtree(staging, ignore_errors=True)
+        self.record(key, self.settings(), created_by, layer)
 
     def copy_layer(self, plan: CopyPlan, header: dict[str, Any], label: str) -> Layer | None:
         from cshell.engine.build import copy as buildcopy
@@ -571,7 +822,7 @@ class Builder:
         return report
 
     def _warn_unused_args(self) -> None:
-        unused = sorted(set(self.opts.build_args) - set(self.args) - set(self.meta_args))
+        unused = sorted(set(self.opts.build_args) - self.declared - set(self.meta_args))
         if unused:
             self.emit(BuildWarning(f"one or more build-args [{' '.join(unused)}] were not consumed"))
 
@@ -582,6 +833,11 @@ def _empty_tar(out: IO[bytes]) -> None:
 
     with tarfile.open(fileobj=out, mode="w|"):
         pass
+
+
+def _send_file(path: Path, out: Any) -> None:
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, out, 1 << 20)
 
 
 def _chmod(text: str | None) -> int | None:

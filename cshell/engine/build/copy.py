@@ -21,6 +21,7 @@ are owned by 0:0; ADD extracts a local tar (gzip, bzip2, xz) into DEST.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import posixpath
 import shutil
@@ -90,6 +91,84 @@ def _feed(fd: int, send: Callable[[IO[bytes]], None]) -> None:
     finally:
         with contextlib.suppress(BrokenPipeError):
             out.close()
+
+
+def export_from(staging: Path, lowerdirs: list[Path], sources: list[str]) -> tuple[Path, int, bool]:
+    """COPY --from: tar SOURCES out of another image's root -> (tar file, sources matched, one file?).
+
+    A forked child mounts a read-only overlay of the image's layers in its own mount
+    namespace and chroot()s into it, so every path and every symlink of the source
+    resolves inside that image, never on the host (an absolute link means the image's /).
+    """
+    merged, empty = staging / "from-root", staging / "from-empty"
+    for d in (merged, empty):
+        d.mkdir(parents=True, exist_ok=True)
+    options = f"lowerdir={':'.join([*(str(p) for p in reversed(lowerdirs)), str(empty)])}"
+    trace.step(f"fork(); unshare(CLONE_NEWNS); mount -t overlay overlay -o ro,{options} {merged}")
+    trace.step(f"chroot({str(merged)!r}); tar -c {' '.join(sources)}  # the source image's paths and symlinks")
+    tar_path = staging / "from.tar"
+    out_fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    info_r, info_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(info_r)
+        _export_child(str(merged), options, out_fd, info_w, sources)
+    os.close(info_w)
+    os.close(out_fd)
+    with os.fdopen(info_r, "rb") as r:
+        answer = r.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not answer.startswith("ok\t"):
+        message, _, hint = (answer or "the copy process died").partition("\t")
+        raise CopyFailed(message, hint or "nothing was written to the image")
+    _, count, single = answer.split("\t")
+    return tar_path, int(count), single == "1"
+
+
+def _export_child(merged: str, options: str, out_fd: int, info_w: int, sources: list[str]) -> NoReturn:
+    code = 0
+    try:
+        _preload()
+        close_all_but({0, 1, 2, out_fd, info_w})
+        trace.set_listener(None)
+        sc.unshare(sc.CLONE_NEWNS)
+        sc.mount("none", "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        sc.mount("overlay", merged, "overlay", sc.MS_RDONLY, options)
+        os.chroot(merged)
+        os.chdir("/")
+        tarfile.pwd = tarfile.grp = None  # type: ignore[attr-defined]  # no NSS: it would load the image's libraries
+        with os.fdopen(out_fd, "wb") as out:
+            count, single = _export(out, sources)
+        os.write(info_w, f"ok\t{count}\t{int(single)}".encode())
+    except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
+        text = e.args[0] if isinstance(e, _Refused) else f"cannot read the source image: {reason(e)}"
+        hint = e.args[1] if isinstance(e, _Refused) else ""
+        with contextlib.suppress(OSError):
+            os.write(info_w, f"{text}\t{hint}".encode()[:4000])
+        code = 1
+    os._exit(code)
+
+
+def _export(out: IO[bytes], sources: list[str]) -> tuple[int, bool]:
+    """Inside the source's root: a directory gives its contents, a file itself (a symlink is followed)."""
+    found: list[str] = []
+    for src in sources:
+        path = posixpath.normpath("/" + src)
+        names = sorted(glob.glob(path)) if set("*?[") & set(path) else [path]
+        missing = [n for n in names if not os.path.exists(n)]
+        if not names or missing:
+            raise _Refused(f"{src}: no such file or directory in the source",
+                           "check the path in that stage or image (e.g. run --rm IMAGE ls -l DIR)")
+        found += names
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name in found:
+            real = os.path.realpath(name)  # resolved in the chroot: it cannot leave the image
+            if os.path.isdir(real):
+                for entry in sorted(os.listdir(real)):
+                    tar.add(os.path.join(real, entry), arcname=entry, recursive=True)
+            else:
+                tar.add(real, arcname=posixpath.basename(name), recursive=False)
+    return len(found), len(found) == 1 and os.path.isfile(found[0])
 
 
 # -- the child, inside the image -----------------------------------------------------------------

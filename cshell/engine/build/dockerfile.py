@@ -20,15 +20,19 @@ import io
 import re
 from collections.abc import Mapping
 
-from cshell.engine.image.imageconfig import exec_form, json_or_words
+from cshell.engine.image.imageconfig import duration, exec_form, json_or_words
 from cshell.errors import CShellError, UsageError
 from cshell.record import factory, record
 
 # What each instruction accepts: the ones cshell builds, and the ones it knows but refuses.
 BUILT = ("FROM", "ARG", "ENV", "LABEL", "WORKDIR", "ADD", "COPY", "RUN", "EXPOSE", "CMD",
-         "ENTRYPOINT", "USER", "VOLUME", "STOPSIGNAL", "SHELL", "MAINTAINER")
-REFUSED = {"ONBUILD": "ONBUILD triggers are", "HEALTHCHECK": "HEALTHCHECK is"}
-FLAGS = {"ADD": ("chown", "chmod"), "COPY": ("chown", "chmod", "from"), "FROM": ("platform",)}
+         "ENTRYPOINT", "USER", "VOLUME", "STOPSIGNAL", "SHELL", "MAINTAINER", "ONBUILD", "HEALTHCHECK")
+REFUSED: dict[str, str] = {}
+HEALTH_FLAGS = ("interval", "timeout", "start-period", "start-interval", "retries")
+FLAGS = {"ADD": ("chown", "chmod"), "COPY": ("chown", "chmod", "from"), "FROM": ("platform",),
+         "HEALTHCHECK": HEALTH_FLAGS}
+NOT_TRIGGERS = ("ONBUILD", "FROM", "MAINTAINER")  # docker refuses these after ONBUILD
+STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]*$")
 DIRECTIVE_RE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PORT_RE = re.compile(r"^\d{1,5}(-\d{1,5})?(/(tcp|udp|sctp))?$", re.I)
@@ -52,6 +56,20 @@ class Instruction:
 
 
 @record
+class Stage:
+    """One FROM and the instructions after it, up to the next FROM."""
+
+    index: int
+    name: str  # lower case, "" when unnamed (FROM x AS name)
+    base: str  # the FROM argument as written (ARGs before FROM not expanded yet)
+    instructions: list[Instruction]  # the FROM first
+
+    @property
+    def label(self) -> str:
+        return f"{self.index} ({self.name})" if self.name else str(self.index)
+
+
+@record
 class Dockerfile:
     name: str  # the file's name, for messages
     escape: str
@@ -59,6 +77,23 @@ class Dockerfile:
 
     def error(self, ins: Instruction, message: str, hint: str = "") -> DockerfileError:
         return DockerfileError(self.name, ins.line, message, hint)
+
+    @property
+    def meta(self) -> list[Instruction]:
+        """The ARGs before the first FROM: they only serve FROM lines."""
+        return self.instructions[:self._first_from()]
+
+    def _first_from(self) -> int:
+        return next(i for i, ins in enumerate(self.instructions) if ins.keyword == "FROM")
+
+    def stages(self) -> list[Stage]:
+        stages: list[Stage] = []
+        for ins in self.instructions[self._first_from():]:
+            if ins.keyword == "FROM":
+                words = ins.value.split()
+                stages.append(Stage(len(stages), words[2].lower() if len(words) == 3 else "", words[0], []))
+            stages[-1].instructions.append(ins)
+        return stages
 
 
 def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
@@ -137,21 +172,28 @@ def _check(df: Dockerfile) -> None:
     if not df.instructions:
         raise DockerfileError(df.name, 1, "the Dockerfile has no instructions",
                               "start it with FROM IMAGE (FROM busybox, or FROM scratch)")
-    stage_seen = False
+    stage_seen, names = False, set()
     for ins in df.instructions:
         if ins.keyword == "FROM":
-            if stage_seen:
-                raise df.error(ins, "multi-stage builds (a second FROM) are not supported by cshell yet",
-                               "build each stage as its own image, and COPY files between them by hand")
             stage_seen = True
         elif not stage_seen and ins.keyword != "ARG":
             raise df.error(ins, f"{ins.keyword} before FROM: every build starts from an image",
                            "put FROM IMAGE (or FROM scratch) first; only ARG may come before it")
         if not ins.value:
             raise df.error(ins, f"{ins.keyword} requires at least one argument", _example(ins.keyword))
-        if ins.flags.get("from") is not None:
-            raise df.error(ins, "COPY --from (a file from another stage or image) is not supported by cshell yet")
         _check_arguments(df, ins)
+        if ins.keyword == "FROM" and len(words := ins.value.split()) == 3:
+            name = words[2].lower()
+            if not STAGE_NAME_RE.match(name):
+                raise df.error(ins, f"invalid name for build stage: {words[2]!r}, name can't start with a number "
+                               "or contain symbols", "e.g. FROM gcc:12 AS builder")
+            if name in names:
+                raise df.error(ins, f"duplicate name {name!r}: each stage needs its own name",
+                               "rename one of the stages (FROM IMAGE AS OTHER)")
+            names.add(name)
+    if not stage_seen:
+        raise df.error(df.instructions[-1], "no build stage: the Dockerfile has no FROM",
+                       "add FROM IMAGE (FROM busybox, or FROM scratch) after the ARG lines")
 
 
 def _check_arguments(df: Dockerfile, ins: Instruction) -> None:
@@ -177,6 +219,10 @@ def _check_arguments(df: Dockerfile, ins: Instruction) -> None:
                                'e.g. SHELL ["/bin/sh", "-c"]')
         elif ins.keyword in ("RUN", "CMD", "ENTRYPOINT"):
             exec_form(ins.value)
+        elif ins.keyword == "ONBUILD":
+            trigger(ins, df.name)
+        elif ins.keyword == "HEALTHCHECK":
+            healthcheck(ins)
     except DockerfileError:
         raise
     except CShellError as e:
@@ -189,7 +235,57 @@ def _example(keyword: str) -> str:
         "ENTRYPOINT": 'ENTRYPOINT ["python"]', "ENV": "ENV NAME=World", "ARG": "ARG VERSION=1.0",
         "WORKDIR": "WORKDIR /app", "EXPOSE": "EXPOSE 80", "USER": "USER nobody", "LABEL": "LABEL team=geektime",
         "VOLUME": "VOLUME /data", "STOPSIGNAL": "STOPSIGNAL SIGTERM", "MAINTAINER": "MAINTAINER you",
+        "ONBUILD": "ONBUILD COPY . /app", "HEALTHCHECK": "HEALTHCHECK --interval=5s CMD wget -q -O- localhost/",
     }.get(keyword, f"`help build` shows {keyword}'s form")
+
+
+# -- ONBUILD and HEALTHCHECK --------------------------------------------------------------------
+
+
+def trigger(ins: Instruction, name: str = "Dockerfile") -> Instruction:
+    """The instruction an ONBUILD keeps, parsed and checked as if it were its own line."""
+    keyword = ins.value.split(None, 1)[0].upper()
+    if keyword in NOT_TRIGGERS:
+        raise DockerfileError(name, ins.line, f"{keyword} isn't allowed as an ONBUILD trigger",
+                              "ONBUILD takes RUN, COPY, ADD, ENV and the other build instructions")
+    try:
+        df = parse(f"FROM scratch\n{ins.value}\n", name)
+    except DockerfileError as e:  # told at the ONBUILD's own line, not the line of the parse above
+        message = e.message.split(": ", 1)[1] if ": " in e.message else e.message
+        raise DockerfileError(name, ins.line, message, e.hint) from None
+    inner = df.instructions[1]
+    inner.line = ins.line
+    return inner
+
+
+def healthcheck(ins: Instruction) -> dict[str, object]:
+    """HEALTHCHECK [--interval --timeout --start-period --retries] CMD ... | NONE -> docker's Healthcheck."""
+    word, _, rest = ins.value.partition(" ")
+    kind = word.upper()
+    if kind == "NONE":
+        if rest.strip() or ins.flags:
+            raise UsageError("HEALTHCHECK NONE takes no arguments", "HEALTHCHECK NONE")
+        return {"Test": ["NONE"]}
+    if kind != "CMD" or not rest.strip():
+        raise UsageError("HEALTHCHECK needs CMD and a command, or NONE",
+                         "e.g. HEALTHCHECK --interval=5s CMD wget -q -O- localhost/ || exit 1")
+    argv = exec_form(rest)
+    out: dict[str, object] = {"Test": ["CMD", *argv] if argv is not None else ["CMD-SHELL", rest.strip()]}
+    for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
+                      ("start-interval", "StartInterval")):
+        if flag in ins.flags:
+            value = duration(ins.flags[flag], flag)
+            if value and value < 1_000_000:
+                raise UsageError(f"--{flag} cannot be less than 1ms", f"e.g. --{flag}=1s")
+            if value:
+                out[key] = value
+    if "retries" in ins.flags:
+        retries = ins.flags["retries"]
+        if not retries.isdigit():
+            raise UsageError(f"--retries must be a number, not {retries!r}", "e.g. --retries=3")
+        if int(retries):
+            out["Retries"] = int(retries)
+    return out
 
 
 # -- argument forms -------------------------------------------------------------------------

@@ -12,6 +12,7 @@
     security.py     capabilities, seccomp, no_new_privs and the user a container runs with
     users.py        -u USER[:GROUP], looked up in the container's own /etc/passwd
     environment.py  -e, --env-file, and the merge with the image's Env
+    health.py       HEALTHCHECK: the shim's probe thread, health.json, State.Health
 
 A container is made from an image (image/), which is pulled when it is missing
 (registry/, handed to the store by the Runtime), with its cgroup (limits/), network

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import trace
+from cshell.engine.container import health
 from cshell.engine.container.environment import check_variable, merge_env, user_env
 from cshell.engine.container.init import ProcessSpec
 from cshell.engine.container.joining import spawn_joined
@@ -118,6 +119,8 @@ class RunOptions:
     cap_drop: list[str] = factory(list)
     privileged: bool = False
     security_opt: list[str] = factory(list)
+    healthcheck: dict[str, Any] | None = None  # --health-*: docker's Healthcheck keys over the image's
+    no_healthcheck: bool = False  # --no-healthcheck
 
 
 @record
@@ -224,6 +227,12 @@ class Container:
 
             remove_anonymous(StateRoot(self.dir.parent.parent), self.config["mounts"])
 
+    def health(self) -> dict[str, Any] | None:
+        """State.Health, as the shim's probes left it (None: the image has no HEALTHCHECK)."""
+        if not self.config.get("healthcheck"):
+            return None
+        return health.read(self.dir) or {"Status": "starting", "FailingStreak": 0, "Log": []}
+
     def inspect(self) -> dict[str, Any]:
         """Docker's `inspect` shape, for the fields cshell has."""
         cfg, st, plan = self.config, self.state, self.rootfs_plan()
@@ -241,6 +250,7 @@ class Container:
                 "StartedAt": st.get("started_at", "0001-01-01T00:00:00Z"),
                 "FinishedAt": st.get("finished_at", "0001-01-01T00:00:00Z"),
                 **({"LogError": self.log_note()} if st.get("log_dropped") else {}),
+                **({"Health": self.health()} if cfg.get("healthcheck") else {}),
             },
             "Image": cfg["image_id"],
             "ResolvConfPath": str(self.dir / "resolv.conf"),
@@ -265,6 +275,7 @@ class Container:
                 "User": cfg.get("user") or "", "Tty": cfg["tty"], "OpenStdin": cfg["interactive"],
                 "Env": cfg["env"], "Cmd": cfg["cmd"], "Image": cfg.get("image_typed") or cfg["image"],
                 "WorkingDir": cfg["workdir"], "Entrypoint": cfg.get("entrypoint"),
+                **({"Healthcheck": cfg["healthcheck"]} if cfg.get("healthcheck") else {}),
             },
             "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
         })
@@ -479,6 +490,7 @@ class Runtime:
                 "mounts": materialize(self.root, mount_specs),
                 "limits": limits, "init": opts.init, "read_only": opts.read_only,
                 "security": security, "user": opts.user if opts.user is not None else img_cfg.get("User") or "",
+                "healthcheck": health.config_for(img_cfg, opts.healthcheck, opts.no_healthcheck or opts.builder),
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
                    if opts.builder else {}),
             })

@@ -21,7 +21,7 @@ import time
 from typing import NoReturn
 
 from cshell.engine import trace
-from cshell.engine.container import init
+from cshell.engine.container import health, init
 from cshell.engine.container.rootfs import RootfsPlan
 from cshell.engine.kernel import syscalls as sc
 from cshell.engine.kernel.processes import exit_code_of, process_start_time, report
@@ -152,6 +152,13 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         stdio = (stdin, out_w, errout_w)
         outputs = {out_r: 1, errout_r: 2}
 
+    # HEALTHCHECK: a thread probes while we copy the output. It starts now, before the unshare:
+    # a thread cannot be made after unshare(CLONE_NEWPID), and its forks must stay in our pid ns.
+    checker = health.Checker(container) if container.config.get("healthcheck") else None
+    if checker is not None:
+        trace.step(f"healthcheck: a thread of this shim runs {checker.argv} in the container every "
+                   f"{checker.interval:g}s (setns, as exec does); the result goes to health.json")
+        checker.start()
     trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWPID)})  # the next child is PID 1")
     sc.unshare(sc.CLONE_NEWPID)
     network = Network(StateRoot(net.root or container.dir.parent.parent))
@@ -178,6 +185,8 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     with os.fdopen(err_r, "rb") as f:
         failure = f.read().decode(errors="replace") or failure  # empty: execve succeeded
     if failure:
+        if checker is not None:
+            checker.cancel()
         os.waitpid(pid, 0)
         _release(network, container.id, net)
         cgroups.remove(container.id)
@@ -192,10 +201,15 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     trace.forward_to(None)
     if io.trace_w is not None:
         os.close(io.trace_w)
+    if checker is not None:
+        checker.begin(pid)
 
     log = _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
     exit_code = exit_code_of(status)
+    if checker is not None:
+        with contextlib.suppress(Exception):
+            checker.stop()
     # From here on every step is tried whatever failed before it: the exit must be recorded.
     oom = False
     with contextlib.suppress(CShellError, OSError):

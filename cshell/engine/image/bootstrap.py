@@ -92,6 +92,11 @@ RECIPE_LIST = (
            mmdebstrap.Spec("bookworm", "minbase", ("python3", "python3-pip", "python3-venv"),
                            mmdebstrap.SLIM_DPKG_OPTS, PYTHON_HOOKS),
            env=(PYTHON_PATH, "LANG=C.UTF-8"), cmd=("python3",), version_of="python3.11"),
+    # Multi-stage builds compile in a gcc stage and copy the binary onto busybox (lessons/multistage).
+    Recipe("gcc:12", ("gcc:12-bookworm",),
+           "gcc:12 is a local stand-in built from Debian packages (gcc-12, libc6-dev), not Docker Hub's image",
+           mmdebstrap.Spec("bookworm", "minbase", ("gcc", "libc6-dev"), mmdebstrap.SLIM_DPKG_OPTS),
+           cmd=("bash",), version_of="gcc-12"),
 )
 RECIPES: dict[str, Recipe] = {ref: r for r in RECIPE_LIST for ref in (r.name, *r.aliases)}
 

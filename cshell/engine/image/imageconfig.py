@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
 from typing import Any
 
@@ -147,3 +148,21 @@ def expand(text: str, settings: dict[str, Any], extra: dict[str, str] | None = N
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+DURATION_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def duration(text: str, flag: str) -> int:
+    """A Go duration (30s, 1m30s, 500ms) in nanoseconds, as docker stores it."""
+    pos, total = 0, 0
+    for match in DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(float(match[1]) * DURATION_NS[match[2]])
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise UsageError(f"invalid value {text!r} for --{flag}: a duration like 30s, 1m30s or 500ms",
+                         f"e.g. --{flag}=5s")
+    return total
