@@ -185,7 +185,7 @@ def test_inspect_fields(cshell: Cshell) -> None:
     assert Path(data["GraphDriver"]["Data"]["UpperDir"]).is_dir()
 
     fmt = ok(cshell("inspect", "--format", "{{.State.Pid}} {{.Name}} {{json .Config.Cmd}}", "web"))
-    assert fmt == f'{pid} /web ["sleep", "100"]\n'
+    assert fmt == f'{pid} /web ["sleep","100"]\n'  # Go's json: no spaces
     assert json.loads(ok(cshell("inspect", "-f", "{{json .Config.Cmd}}", cid[:8]))) == ["sleep", "100"]
 
     ok(cshell("rm", "-f", "web"))

@@ -117,7 +117,7 @@ say:
 run -d --name hello helloworld
 expect /^[0-9a-f]{64}$/
 inspect --format '{{json .Config.Cmd}}' helloworld
-expect ["sh", "/app/app.sh"]
+expect ["sh","/app/app.sh"]
 say:
   en: Words after the image replace that `CMD` for this one container. The
       `WORKDIR` of the Dockerfile still holds: the command starts in `/app`.

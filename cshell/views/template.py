@@ -41,11 +41,17 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def go_json(value: Any) -> str:
+    """What docker's template `json` prints: Go's encoder with SetEscapeHTML(false), so no
+    spaces after , and :, and UTF-8 kept as it is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def render(template: str, data: Any) -> str:
     def action(match: re.Match[str]) -> str:
         expr = match.group(1)
         if expr.startswith("json "):
-            return json.dumps(_lookup(data, expr[5:].strip()))
+            return go_json(_lookup(data, expr[5:].strip()))
         return _show(_lookup(data, expr))
 
     return ACTION.sub(action, template)

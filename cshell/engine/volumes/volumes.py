@@ -291,16 +291,16 @@ def remove_anonymous(root: StateRoot, mounts: list[dict[str, Any]]) -> list[str]
 
 
 def inspect_mounts(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """docker inspect's .Mounts."""
+    """docker inspect's .Mounts, keys in Docker's order (Go prints a struct's fields in order)."""
     out = []
     for m in mounts:
         item: dict[str, Any] = {"Type": m["type"]}
         if m["type"] == "volume":
             item["Name"] = m["name"]
-        item |= {"Source": m["source"] if m["type"] != "tmpfs" else "", "Destination": m["destination"],
-                 "Mode": "" if m["type"] != "bind" else ("ro" if not m["rw"] else ""), "RW": m["rw"],
-                 "Propagation": "rprivate" if m["type"] == "bind" else ""}
+        item |= {"Source": m["source"] if m["type"] != "tmpfs" else "", "Destination": m["destination"]}
         if m["type"] == "volume":
             item["Driver"] = "local"
+        item |= {"Mode": "" if m["type"] != "bind" else ("ro" if not m["rw"] else ""), "RW": m["rw"],
+                 "Propagation": "rprivate" if m["type"] == "bind" else ""}
         out.append(item)
     return out
