@@ -24,10 +24,11 @@ lesson options (with --script; `help lesson` describes the format):
   --fast           no pauses at all (CI); the default waits at reading speed
   --from STEP      start at a step (its number or words of its title); earlier steps run unseen
   --lang zh|en     the narration's language (default: from LANG / LC_ALL)
-  --typing         show each command as if typed"""
+  --typing         show each command as if typed
+  --parity docker  run each container command through Docker too and compare (Docker must be running)"""
 
 LESSON_FLAGS = ("--step", "--fast", "--typing")
-LESSON_VALUES = ("--from", "--lang")
+LESSON_VALUES = ("--from", "--lang", "--parity")
 
 
 def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
@@ -159,4 +160,6 @@ def _lesson_options(opts: dict[str, str | bool]):  # noqa: ANN202 - a cshell.she
     mode = "step" if opts.get("--step") else "fast" if opts.get("--fast") else "read"
     lang = str(opts.get("--lang") or default_lang())
     start = opts.get("--from")
-    return Options(mode=mode, start=str(start) if start else None, lang=lang, typing=bool(opts.get("--typing")))
+    parity = opts.get("--parity")
+    return Options(mode=mode, start=str(start) if start else None, lang=lang, typing=bool(opts.get("--typing")),
+                   parity=str(parity) if parity else None)

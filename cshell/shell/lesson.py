@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cshell.commands.context import Context
 from cshell.commands.dispatch import run_line
@@ -31,6 +31,9 @@ from cshell.shell import scriptparse as sp
 from cshell.shell.capture import FdTee, TtyLike, plain
 from cshell.shell.lessontrack import Tracker
 from cshell.views.console import Output
+
+if TYPE_CHECKING:
+    from cshell.shell.parity import Twin
 
 QUIT = -1  # `q` in --step mode: leave, keep the containers
 WAIT_INTERVAL = 0.2
@@ -43,6 +46,7 @@ class Options:
     start: str | None = None  # --from: a step number or words of its title
     lang: str = "en"
     typing: bool = False
+    parity: str | None = None  # --parity docker: each container command through Docker too
 
 
 def default_lang(env: dict[str, str] | None = None) -> str:
@@ -118,11 +122,16 @@ class LessonRunner:
         self.last_cmd: sp.Cmd | None = None
         self.step = 0
         self.quiet = False
+        self.twin: Twin | None = None
 
     # -- the whole run ----------------------------------------------------------------------------
 
     def run(self) -> int:
         start = self._start_index()
+        if self.opts.parity:
+            from cshell.shell.parity import Twin
+
+            self.twin = Twin.open(self.ctx, self.opts.parity)  # before anything runs: Docker must answer
         saved_out, cwd, env = self.ctx.out, os.getcwd(), dict(os.environ)
         self.tee.start()
         self._use_output(self._lesson_output())
@@ -139,6 +148,7 @@ class LessonRunner:
         finally:
             try:
                 self._finish(status)
+                self._close_twin()
             finally:
                 self._use_output(saved_out)
                 os.chdir(cwd)
@@ -349,7 +359,7 @@ class LessonRunner:
     def _command(self, cmd: sp.Cmd) -> str:
         text = self._expand(cmd)
         self._echo(text, cmd.host)
-        status, output = self._execute(cmd, text)
+        status, output = self._execute(cmd, text, mirror=True)
         self.last_output, self.last_cmd = output, cmd
         self._check_status(cmd, text, status)
         if not self.quiet:
@@ -363,8 +373,8 @@ class LessonRunner:
             raise self._error(cmd.number, f"missing variable ${e.args[0]}: the line that sets it did not run",
                               "check the steps before this one") from None
 
-    def _execute(self, cmd: sp.Cmd, text: str) -> tuple[int, str]:
-        mark = self.tee.mark()
+    def _execute(self, cmd: sp.Cmd, text: str, mirror: bool = False) -> tuple[int, str]:
+        mark, began = self.tee.mark(), time.monotonic()
         if cmd.host:
             status = subprocess.call(["/bin/sh", "-c", text], env={**os.environ, **self.values})
         else:
@@ -375,7 +385,38 @@ class LessonRunner:
         output = plain(self.tee.since(mark))
         if output and not output.endswith("\n"):
             self.ctx.out.text("")  # `curl` ends without one: the next line starts on its own
+        if mirror and self.twin is not None:
+            self._mirror(cmd, text, status, output, time.monotonic() - began)
         return status, output
+
+    def _mirror(self, cmd: sp.Cmd, text: str, status: int, output: str, seconds: float) -> None:
+        """--parity: the same line through Docker, and one line saying how it compared."""
+        from cshell.shell.parity import Outcome
+        from cshell.views import parity as view
+
+        assert self.twin is not None
+        mine = Outcome(status, output, seconds)
+        unmirrored = dict(self.twin.unmirrored)
+        row = (self.twin.mirror_host if cmd.host else self.twin.mirror)(self.step, text, mine)
+        if self.quiet:
+            return
+        if row is not None:
+            self.ctx.out.print(view.row_line(row, self.lang))
+        for what, step in self.twin.unmirrored.items():
+            if what not in unmirrored:  # said once, the first time it appears
+                self.ctx.out.print(view.unmirrored_line(what, step, self.lang))
+
+    def _close_twin(self) -> None:
+        if self.twin is None:
+            return
+        from cshell.views import parity as view
+
+        removed = self.twin.close()
+        self.tee.set_echo(True)
+        if self.twin.rows:
+            self.ctx.out.print(view.summary(self.twin.rows, self.lang))
+        if removed:
+            self.ctx.out.note(view.word(self.lang, "removed", what=", ".join(removed)))
 
     def _check_status(self, cmd: sp.Cmd, text: str, status: int) -> None:
         ok = status != 0 if cmd.status == "nonzero" else status == cmd.status

@@ -50,12 +50,20 @@ def _health_suffix(health: dict | None) -> str:
 
 
 def ports_text(c: Container) -> str:
-    """docker ps's PORTS: 0.0.0.0:8080->80/tcp, while the container runs."""
+    """docker ps's PORTS while the container runs: 0.0.0.0:8080->80/tcp for a published port,
+    80/tcp for one the image EXPOSEs and nobody published, ordered by the container's port."""
     if c.status != "running":
         return ""
-    ports = (c.state.get("network") or {}).get("ports", [])
-    return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port']}->{p['ctr_port']}/{p['proto']}"
-                     for p in ports)
+    shown: list[tuple[int, str, str]] = []
+    for p in (c.state.get("network") or {}).get("ports", []):
+        key = f"{p['ctr_port']}/{p['proto']}"
+        shown.append((p["ctr_port"], key, f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port']}->{key}"))
+    published = {key for _, key, _ in shown}
+    for key in c.config.get("exposed", []):
+        port, _, _proto = key.partition("/")
+        if key not in published and port.isdigit():
+            shown.append((int(port), key, key))
+    return ", ".join(text for _, _, text in sorted(shown))
 
 
 def ps_table(containers: list[Container], no_trunc: bool = False) -> Table:

@@ -487,6 +487,7 @@ class Runtime:
                 "domainname": domainname,
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
+                "exposed": sorted(img_cfg.get("ExposedPorts") or {}),  # ps shows them unpublished: 80/tcp
                 "mounts": materialize(self.root, mount_specs),
                 "limits": limits, "init": opts.init, "read_only": opts.read_only,
                 "security": security, "user": opts.user if opts.user is not None else img_cfg.get("User") or "",
