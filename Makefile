@@ -8,7 +8,7 @@ VENV        := .venv
 STAMP       := $(VENV)/.stamp
 APT_PKGS    := python3-venv busybox-static iproute2 iptables tmux qemu-system-x86 cpio mmdebstrap xz-utils kmod skopeo umoci debian-archive-keyring docker-registry apache2-utils openssl libseccomp2 procps gcc libc6-dev
 BENCH_PKGS  := runc crun
-TEST_PKGS   := vagrant sudo  # vagrant: `vagrant validate` (test_provision.py); sudo: the cshell group (test_cli.py)
+TEST_PKGS   := vagrant vagrant-libvirt sudo  # vagrant(-libvirt): the Vagrantfile checks (test_provision.py); sudo: the cshell group (test_cli.py)
 BENCH_ARGS  ?=
 
 # Install the Debian packages in $(1) that are not installed yet; apt-get update only then.

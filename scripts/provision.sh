@@ -5,7 +5,8 @@
 # and CI. It installs what `make` needs, then runs the Makefile's own `deps` (the Debian packages
 # of APT_PKGS) and `venv` (.venv from Debian's python3, cshell installed in it), so the package
 # list lives in one place: the Makefile. Then it puts `cshell` on root's PATH and says which
-# cgroup version the machine runs. Safe to run again: what is there already is kept.
+# cgroup version the machine runs. Safe to run again: what is there already is kept, and a run
+# that finds everything in place changes nothing and says "nothing to do".
 #
 #   sudo scripts/provision.sh                  # this checkout
 #   sudo scripts/provision.sh /vagrant         # what the Vagrantfile runs
@@ -29,6 +30,16 @@ if [ ! -f "$repo/Makefile" ] || [ ! -d "$repo/cshell" ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+started=$(date +%s)
+changed=""                                   # what this run changed, for the last line
+did() { changed="$changed${changed:+, }$1"; }
+log=$(mktemp); trap 'rm -f "$log" "$log.rc"' EXIT
+# "$@" with its output shown as it comes and kept in $log; exits as "$@" failed
+logged() {
+    : > "$log"; rm -f "$log.rc"
+    { "$@" 2>&1 || echo $? > "$log.rc"; } | tee "$log"
+    [ ! -s "$log.rc" ] || exit "$(cat "$log.rc")"
+}
 
 # What the Makefile itself needs: make, and Debian's python3 for the venv.
 need=""
@@ -39,27 +50,40 @@ if [ -n "$need" ]; then
     apt-get update -qq
     # shellcheck disable=SC2086 # a list of package names
     apt-get install -y -qq --no-install-recommends $need
+    did "make and python3 installed"
 fi
 
-# The same two targets `make test` and `make demo` start with.
-make -C "$repo" deps venv
+# The same two targets `make test` and `make demo` start with. deps prints a line only when it
+# installs something; venv's stamp tells beforehand whether pip will run.
+logged make -s -C "$repo" --no-print-directory deps
+[ -s "$log" ] && did "Debian packages installed"
+make -C "$repo" -q .venv/.stamp 2>/dev/null || did "$repo/.venv made"
+make -C "$repo" --no-print-directory venv   # (not -s: its pip line says what the wait is)
 
-ln -sf "$repo/.venv/bin/cshell" /usr/local/bin/cshell
+if [ "$(readlink /usr/local/bin/cshell)" != "$repo/.venv/bin/cshell" ]; then
+    ln -sf "$repo/.venv/bin/cshell" /usr/local/bin/cshell
+    did "/usr/local/bin/cshell linked"
+fi
 
 # The cshell group: its members' `cshell` re-runs itself as root through sudo (see above).
 if command -v sudo >/dev/null 2>&1 && [ -d /etc/sudoers.d ]; then
-    getent group cshell >/dev/null || groupadd --system cshell
+    getent group cshell >/dev/null || { groupadd --system cshell; did "group cshell added"; }
     rule="%cshell ALL=(root) NOPASSWD:SETENV: $repo/.venv/bin/cshell"
-    printf '# written by %s: members of cshell run cshell as root\n%s\n' "$0" "$rule" >/etc/sudoers.d/cshell.tmp
-    chmod 0440 /etc/sudoers.d/cshell.tmp
-    if visudo -cqf /etc/sudoers.d/cshell.tmp; then
+    sudoers() { printf '# written by cshell'"'"'s scripts/provision.sh: members of cshell run cshell as root\n%s\n' "$rule"; }
+    if sudoers | cmp -s - /etc/sudoers.d/cshell; then
+        :                                      # the same rule: nothing is written
+    elif sudoers >/etc/sudoers.d/cshell.tmp && chmod 0440 /etc/sudoers.d/cshell.tmp &&
+         visudo -cqf /etc/sudoers.d/cshell.tmp; then
         mv /etc/sudoers.d/cshell.tmp /etc/sudoers.d/cshell
+        did "/etc/sudoers.d/cshell written"
     else
         rm -f /etc/sudoers.d/cshell.tmp
         echo "provision: the sudoers rule for the cshell group did not validate; members need sudo cshell" >&2
     fi
     for u in $users; do
+        id -nG "$u" 2>/dev/null | tr ' ' '\n' | grep -qx cshell && continue
         usermod -aG cshell "$u" && echo "provision: $u may now type cshell (group cshell, through sudo)"
+        did "$u added to group cshell"
     done
 fi
 if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
@@ -67,5 +91,10 @@ if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
 else
     cgroups="cgroup v1 (a tree per controller under /sys/fs/cgroup)"
 fi
+if [ -z "$changed" ]; then
+    echo "provision: nothing to do: cshell is $(command -v cshell) -> $repo, $cgroups (checked in $(($(date +%s) - started)) s)"
+    exit 0
+fi
+echo "provision: $changed"
 echo "provision: cshell is $(command -v cshell) -> $repo; this machine runs $cgroups"
 echo "provision: try  sudo cshell --script lesson05.cs   (lesson ls lists the lessons)"

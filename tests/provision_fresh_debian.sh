@@ -6,7 +6,8 @@
 #      /root/cshell in it (no .venv, no .git: what a student's clone would have)
 #   2. provision: `scripts/provision.sh` run in it (pivot_root, as a container would), in a private mount and pid namespace,
 #      on the host's network (the Debian mirror and PyPI). /var/cache/apt/archives and pip's
-#      cache are bind-mounted from CACHE, so a second run downloads nothing.
+#      cache are bind-mounted from CACHE, so a second run downloads nothing. Then provision.sh
+#      once more: it must say "nothing to do" (test_provision.py checks it and its time).
 #   3. the lesson: `cshell --script lesson05.cs --fast` there again, now also in a new network
 #      namespace (its bridge, veths and iptables rules vanish with it) with a veth eth0 standing
 #      for the machine's network card. /proc and /sys are mounted fresh for those namespaces; the
@@ -36,7 +37,7 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
 fi
 echo "Debian $(cat "$root/etc/debian_version"), $(wc -l < "$root/VERSIONS" 2>/dev/null || echo '?') packages"
 
-phase "provision (scripts/provision.sh)"
+provision() {
 unshare --mount --pid --fork --propagation private /bin/bash -euc '
     root=$1 cache=$2 pip_cert=$3
     mount --bind "$root" "$root"
@@ -54,6 +55,11 @@ unshare --mount --pid --fork --propagation private /bin/bash -euc '
         HOME=/root LANG=C.UTF-8 ${pip_cert:+PIP_CERT=$pip_cert} ${http_proxy:+http_proxy=$http_proxy} \
         ${https_proxy:+https_proxy=$https_proxy} /root/cshell/scripts/provision.sh
 ' provision "$root" "$cache" "$pip_cert"
+}
+phase "provision (scripts/provision.sh)"
+provision
+phase "provision again (must find nothing to do)"
+provision
 
 phase "lesson05 --fast in the provisioned root"
 ${LESSON_LOCK:+flock "$LESSON_LOCK"} unshare --mount --pid --net --ipc --uts --fork --propagation private /bin/bash -euc '

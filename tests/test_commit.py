@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import Cshell, wait_for
 
+from cshell.engine.limits import cgroups
+
 pytestmark = pytest.mark.kernel
 
 CHANGES = ("echo new > /x && rm /etc/group && rm -rf /usr/sbin && mkdir /usr/sbin && "
@@ -165,7 +167,17 @@ def test_commit_pauses_a_busy_container_and_resumes_it(cshell: Cshell, state_roo
     """docker commit --pause: the container is frozen while its rw layer is read, then thawed."""
     ok(cshell("run", "-d", "--name", "busy", "busybox", "sh", "-c",
               "while true; do echo line >> /log; done"))
-    ok(cshell("commit", "busy", "busy:snap"))
+    # explain on shows the freeze and the thaw, in the container's own group (v1: its freezer
+    # group; v2: cgroup.freeze, under systemd in cshell.slice/cshell-ID12.scope/container)
+    done = cshell("-c", "explain on; commit busy busy:snap")
+    shown = ok(done) + done.stderr
+    cid = ok(cshell("inspect", "--format", "{{.Id}}", "busy")).strip()
+    group = cgroups.container_dirs(cid)[0]
+    control = str(group / "cgroup.freeze" if cgroups.is_v2() else
+                  cgroups.CGROUP_ROOT / "freezer" / cgroups.GROUP / cid / "freezer.state")
+    control = control.replace(cid, cid[:12] + "…")  # explain shortens ids
+    on, off = ("1", "0") if cgroups.is_v2() else ("FROZEN", "THAWED")
+    assert f"echo {on} > {control}" in shown and f"echo {off} > {control}" in shown, shown
     digest = image_field(cshell, "busy:snap", "RootFS.Layers")[-1]
     with tarfile.open(blob(state_root, digest)) as tar:  # a complete, readable tar
         assert "log" in tar.getnames()

@@ -94,10 +94,24 @@ say:
 step "Where the limit lives: the cgroup filesystem" / "限制放在哪里：cgroup 文件系统"
 say:
   en: `/proc/PID/cgroup` tells which group a process belongs to. The groups
-      are directories of a special filesystem mounted under `/sys/fs/cgroup`;
-      cshell puts each container in `cshell/<its id>`.
+      are directories of a special filesystem mounted under `/sys/fs/cgroup`.
+      Which directory depends on who owns that tree, and cshell, like runc, has
+      two drivers for it. Where systemd is PID 1 (the course's Vagrant VM),
+      systemd owns the tree: cshell asks it for a scope per container,
+      `cshell.slice/cshell-<id12>.scope`, whose subtree systemd hands over:
+      the shim goes into its `shim/`, the container into `container/`, where
+      the limits are written (runc's **systemd** driver). Without systemd (or
+      with `CSHELL_CGROUP_DRIVER=cgroupfs`), cshell makes a plain directory,
+      `cshell/<its id>` (runc's **cgroupfs** driver). `cat` below shows which.
   zh: `/proc/PID/cgroup` 说明一个进程属于哪个组。这些组就是挂载在 `/sys/fs/cgroup`
-      下的一个特殊文件系统里的目录；cshell 把每个容器放在 `cshell/<容器 ID>` 里。
+      下的一个特殊文件系统里的目录。放在哪个目录，要看这棵树归谁管；cshell 和 runc
+      一样有两种驱动。systemd 是 1 号进程时（比如课程的 Vagrant 虚拟机），这棵树归
+      systemd 管：cshell 请 systemd 为每个容器建一个 scope，
+      `cshell.slice/cshell-<ID 前 12 位>.scope`，systemd 把它下面的子树交给 cshell：
+      shim 进入其中的 `shim/`，容器进入 `container/`，限制就写在那里（runc 的
+      **systemd** 驱动）。没有 systemd 时（或设置了 `CSHELL_CGROUP_DRIVER=cgroupfs`），
+      cshell 自己建一个普通目录 `cshell/<容器 ID>`（runc 的 **cgroupfs** 驱动）。
+      下面的 `cat` 显示的是哪一种。
 !cat /proc/$PID/cgroup
 expect /(cshell\/[0-9a-f]{64}|cshell-[0-9a-f]{12}\.scope\/container)$/
 cgroup show hog

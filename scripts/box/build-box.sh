@@ -11,8 +11,10 @@
 # APT_PKGS and a wheelhouse with the wheels `pip install -e '.[test]'` needs, so provisioning
 # (scripts/provision.sh = `make deps venv`) needs no network. It boots by direct kernel boot:
 # the kernel (the uncompressed vmlinux with its PVH entry, which skips the ~5 s xz decompressor
-# under TCG) and a small initramfs go to $BOOT_DIR, where libvirt's qemu can read them; the
-# repo's Vagrantfile points libvirt there when CSHELL_BOX=cshell/bookworm-local.
+# under TCG) and a small initramfs travel inside the .box; the box's own Vagrantfile copies them
+# to $BOOT_PARENT/cshell-bookworm-local-KEY/ (KEY: a hash of the two files), where libvirt's
+# qemu can read them, and points libvirt there. So the .box file boots on any amd64 host with
+# libvirt, not only on the one that built it.
 #
 # Env: BOXDIR (work dir, default /var/tmp/cshell-box), MIRROR, BOX_DISK_GB (virtual disk, 20).
 set -euo pipefail
@@ -21,7 +23,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BOXDIR=${BOXDIR:-/var/tmp/cshell-box}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 BOX_NAME=cshell/bookworm-local
-BOOT_DIR=/var/lib/libvirt/boot/cshell-bookworm-local   # must match the Vagrantfile
+BOOT_PARENT=/var/lib/libvirt/boot                      # the box's Vagrantfile copies the kernel there
 BOX_DISK_GB=${BOX_DISK_GB:-20}
 WHEELHOUSE_IN_BOX=/var/cache/cshell/wheelhouse           # must match the Vagrantfile
 HOST_PKGS="libvirt-daemon-system libvirt-clients vagrant vagrant-libvirt qemu-system-x86 qemu-utils
@@ -95,7 +97,6 @@ box_key() {
 box_is_current() {
     [ -f "$BOXDIR/box.key" ] && [ "$(cat "$BOXDIR/box.key")" = "$1" ] &&
         [ -f "$BOXDIR/cshell-bookworm-local.box" ] &&
-        [ -f "$BOOT_DIR/vmlinux" ] && [ -f "$BOOT_DIR/initrd.img" ] &&
         [[ $(vagrant box list 2>/dev/null) == *"$BOX_NAME (libvirt"* ]]
 }
 
@@ -172,17 +173,15 @@ configure_rootfs() {
     rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*_Packages "$r"/var/log/*.log
 }
 
-# The kernel and initramfs for direct kernel boot, where libvirt's qemu may read them.
-install_boot_files() {
+# The kernel and initramfs for direct kernel boot: they go into the .box (make_box_file).
+boot_files() {
     local r=$BOXDIR/rootfs kimg off
     kimg=$(ls "$r"/boot/vmlinuz-* | sort -V | tail -1)
     off=$(python3 -c 'import sys; print(open(sys.argv[1],"rb").read().find(b"\xfd7zXZ\x00"))' "$kimg")
     tail -c +$((off + 1)) "$kimg" | xz -dc > "$BOXDIR/vmlinux" 2>/dev/null || true
     [ "$(head -c 4 "$BOXDIR/vmlinux" | od -An -c | tr -d ' ')" = '177ELF' ] || { log "vmlinux extraction failed"; exit 1; }
-    mkdir -p "$BOOT_DIR"
-    install -m 644 "$BOXDIR/vmlinux" "$BOOT_DIR/vmlinux"
-    install -m 644 "$(ls "$r"/boot/initrd.img-* | sort -V | tail -1)" "$BOOT_DIR/initrd.img"
-    log "boot files: $BOOT_DIR ($(basename "$kimg"), initrd $(du -h "$BOOT_DIR/initrd.img" | cut -f1))"
+    install -m 644 "$(ls "$r"/boot/initrd.img-* | sort -V | tail -1)" "$BOXDIR/initrd.img"
+    log "boot files: $(basename "$kimg") as vmlinux, initrd $(du -h "$BOXDIR/initrd.img" | cut -f1)"
 }
 
 # ext4 made straight from the directory (mkfs.ext4 -d: no loop device, no mount), then qcow2
@@ -198,26 +197,62 @@ make_image() {
 }
 
 make_box_file() {
-    local t0; t0=$(now) d=$BOXDIR/boxfiles
+    local t0 d=$BOXDIR/boxfiles key; t0=$(now)
     rm -rf "$d"; mkdir -p "$d"
-    mv "$BOXDIR/box.img" "$d/box.img"
-    printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s}\n' "$BOX_DISK_GB" > "$d/metadata.json"
-    cat > "$d/Vagrantfile" <<EOF
-# cshell/bookworm-local: built by cshell's scripts/box/build-box.sh. It boots by direct kernel
-# boot from $BOOT_DIR (installed there by \`make box\`).
+    mv "$BOXDIR/box.img" "$BOXDIR/vmlinux" "$BOXDIR/initrd.img" "$d/"
+    # the boot directory's name: boxes with the same kernel and initramfs share it
+    key=$(cat "$d/vmlinux" "$d/initrd.img" | sha256sum | cut -c1-12)
+    # "architecture": Vagrant 2.4 reads it; the repo's Vagrantfile checks it on older ones
+    printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s,"architecture":"%s"}\n' \
+        "$BOX_DISK_GB" "$(dpkg --print-architecture)" > "$d/metadata.json"
+    box_vagrantfile "$key" > "$d/Vagrantfile"
+    # a plain tar (no gzip): the qcow2 is already sparse, and vagrant box add unpacks it faster
+    tar -C "$d" -cf "$BOXDIR/cshell-bookworm-local.box.new" metadata.json Vagrantfile vmlinux initrd.img box.img
+    mv "$BOXDIR/cshell-bookworm-local.box.new" "$BOXDIR/cshell-bookworm-local.box"
+    rm -rf "$d"
+    log "cshell-bookworm-local.box: $(du -h "$BOXDIR/cshell-bookworm-local.box" | cut -f1), boot key $key"
+    timing box-file "$t0"
+}
+
+# The box's own Vagrantfile (Vagrant loads it under the project's). libvirt's qemu runs as
+# libvirt-qemu and cannot read the box's directory (under ~/.vagrant.d, often in a 0700 home):
+# the kernel and initramfs are copied once to $BOOT_PARENT/cshell-bookworm-local-KEY/.
+box_vagrantfile() {
+    cat <<EOF
+# cshell/bookworm-local, built by cshell's scripts/box/build-box.sh. It boots by direct kernel
+# boot (no bootloader) from the vmlinux and initrd.img beside this file, copied where libvirt's
+# qemu may read them: $BOOT_PARENT/cshell-bookworm-local-$1/ (once per host, as root).
+require "fileutils"
+
+boot = "$BOOT_PARENT/cshell-bookworm-local-$1"
+here = File.dirname(File.expand_path(__FILE__))
+files = %w[vmlinux initrd.img]
+begin
+  # copy what is missing or differs in size (a copy cut short): a temporary name, then rename
+  unless files.all? { |f| File.size?("#{boot}/#{f}") == File.size("#{here}/#{f}") }
+    FileUtils.mkdir_p(boot, mode: 0o755)
+    files.each do |f|
+      FileUtils.cp("#{here}/#{f}", "#{boot}/.#{f}.#{Process.pid}")
+      File.chmod(0o644, "#{boot}/.#{f}.#{Process.pid}")
+      File.rename("#{boot}/.#{f}.#{Process.pid}", "#{boot}/#{f}")
+    end
+  end
+rescue SystemCallError => e
+  # only up and reload boot the VM; status, ssh or destroy go on without the copy
+  if (ARGV & %w[up reload]).any?
+    abort "cshell/bookworm-local: cannot copy its kernel to #{boot} (#{e.message}); " \\
+          "run vagrant as root (sudo vagrant up): libvirt's qemu reads the kernel from there"
+  end
+end
+
 Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |libvirt|
-    libvirt.kernel = "$BOOT_DIR/vmlinux"
-    libvirt.initrd = "$BOOT_DIR/initrd.img"
+    libvirt.kernel = "#{boot}/vmlinux"
+    libvirt.initrd = "#{boot}/initrd.img"
     libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
   end
 end
 EOF
-    # a plain tar (no gzip): the qcow2 is already sparse, and vagrant box add unpacks it faster
-    tar -C "$d" -cf "$BOXDIR/cshell-bookworm-local.box.new" metadata.json Vagrantfile box.img
-    mv "$BOXDIR/cshell-bookworm-local.box.new" "$BOXDIR/cshell-bookworm-local.box"
-    rm -rf "$d"
-    timing box-file "$t0"
 }
 
 add_box() {
@@ -237,7 +272,18 @@ remove_box_volumes() {
 }
 
 # --- commands ----------------------------------------------------------------------------------
+# The box is Debian's amd64 (its kernel, qemu-system-x86's guest): another host gets a refusal
+# before anything is installed or built.
+amd64_only() {
+    local arch; arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+    [ "$arch" = amd64 ] && return 0
+    printf '%s\n' "error: make box builds an amd64 box (Debian's amd64 kernel under qemu-system-x86); this host is $arch" \
+        "hint: on $arch use the students' path (plain vagrant up with a box made for $arch; see README, \"The students' VM\")" >&2
+    exit 1
+}
+
 build() {
+    amd64_only
     [ "$(id -u)" = 0 ] || { log "run as root (sudo make box)"; exit 1; }
     mkdir -p "$BOXDIR"; : > "$BOXDIR/timings.log"
     local t0; t0=$(now)
@@ -251,7 +297,7 @@ build() {
     make_wheelhouse
     make_rootfs
     configure_rootfs
-    install_boot_files
+    boot_files
     make_image
     rm -rf "$BOXDIR/rootfs"
     make_box_file
@@ -264,7 +310,7 @@ build() {
 clean() {
     vagrant box remove --force --provider libvirt "$BOX_NAME" 2>/dev/null || true
     command -v virsh >/dev/null && remove_box_volumes || true
-    rm -rf "$BOXDIR" "$BOOT_DIR"
+    rm -rf "$BOXDIR" "$BOOT_PARENT"/cshell-bookworm-local-* "$BOOT_PARENT/cshell-bookworm-local"
 }
 
 case ${1:-} in

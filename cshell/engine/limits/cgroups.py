@@ -243,7 +243,9 @@ def frozen(cid: str, timeout: float = 5.0) -> Iterator[None]:
     for a symlink between our look and our read.
     """
     if is_v2():
-        group = CGROUP_ROOT / GROUP / cid
+        # the container's own group (under systemd cshell.slice/cshell-ID12.scope/container): the
+        # scope would freeze the shim too, and the shim must keep reading the container's output
+        group = container_dirs(cid)[0]
         control, on, off, done = group / "cgroup.freeze", "1", "0", lambda: "frozen 1" in (group / "cgroup.events").read_text()
     else:
         group = CGROUP_ROOT / "freezer" / GROUP / cid
