@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from cshell.engine.image.reference import DOCKER_HUB
-from cshell.errors import RuntimeFailure
 
 HUB_AUTH_KEY = "https://index.docker.io/v1/"  # the key docker login writes for Docker Hub
 HUB_ALIASES = (HUB_AUTH_KEY, "docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1")
@@ -34,22 +33,9 @@ def path() -> Path:
 
 
 def load() -> dict[str, Any]:
-    try:
-        with open(path(), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        raise RuntimeFailure(f"cannot read {path()}: {e.strerror}", "check the file's permissions") from None
-    if not data.strip():
-        return {}
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise RuntimeFailure(f"{path()} is not valid JSON", "fix or remove it; `login` writes a new one") from None
-    if not isinstance(doc, dict):
-        raise RuntimeFailure(f"{path()} is not a JSON object", "fix or remove it; `login` writes a new one")
-    return doc
+    from cshell.engine.registry.dockercfg import read_json_object
+
+    return read_json_object(path(), "fix or remove it; `login` writes a new one")
 
 
 def save(doc: dict[str, Any]) -> None:

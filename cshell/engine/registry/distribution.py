@@ -31,7 +31,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cshell.engine import trace
 from cshell.engine.image.reference import DOCKER_HUB, HUB_NAMES, Remote, ref_pattern
@@ -39,9 +39,6 @@ from cshell.engine.registry import config as regconfig
 from cshell.engine.state import StateRoot, read_json, write_json
 from cshell.errors import RuntimeFailure, UsageError
 from cshell.record import factory, record
-
-if TYPE_CHECKING:
-    from cshell.engine.registry.client import Response
 
 HUB_API = "https://registry-1.docker.io"
 KEEP_REPOS = 8  # repositories remembered per blob (mount sources)
@@ -206,6 +203,12 @@ def downloads(root: StateRoot) -> Path:
 # -- concurrent transfers: workers move bytes, the main thread draws ---------------------------------------
 
 
+class Abortable(Protocol):
+    """What a Job needs of client.Response (named here so distribution never imports client)."""
+
+    def abort(self) -> None: ...
+
+
 @record
 class Job:
     """One blob to move. Workers update ``done``; the main thread turns it into a progress bar."""
@@ -216,7 +219,7 @@ class Job:
     status: str = ""
     done: int = 0
     shown: int = -1
-    response: Response | None = None
+    response: Abortable | None = None
     extra: dict[str, Any] = factory(dict)
 
     def abort(self) -> None:

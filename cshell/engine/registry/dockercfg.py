@@ -46,22 +46,29 @@ def certs_d() -> Path:
     return etc() / "certs.d"
 
 
-def _read_json(path: Path, hint: str) -> dict[str, Any]:
+def read_json_object(file: Path, hint: str,
+                     absent: tuple[type[OSError], ...] = (FileNotFoundError,)) -> dict[str, Any]:
+    """A JSON object from a config file: {} when the file is absent or empty, one line otherwise."""
     try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
+        data = file.read_bytes()
+    except absent:
         return {}
     except OSError as e:
-        raise RuntimeFailure(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
+        raise RuntimeFailure(f"cannot read {file}: {e.strerror}", "check the file's permissions") from None
     if not data.strip():
         return {}
     try:
         doc = json.loads(data)
     except ValueError:
-        raise RuntimeFailure(f"{path} is not valid JSON", hint) from None
+        raise RuntimeFailure(f"{file} is not valid JSON", hint) from None
     if not isinstance(doc, dict):
-        raise RuntimeFailure(f"{path} is not a JSON object", hint)
+        raise RuntimeFailure(f"{file} is not a JSON object", hint)
     return doc
+
+
+def _read_json(path: Path, hint: str) -> dict[str, Any]:
+    """Docker's files: a path through a plain file counts as absent, as docker treats it."""
+    return read_json_object(path, hint, absent=(FileNotFoundError, NotADirectoryError))
 
 
 def daemon() -> dict[str, Any]:
