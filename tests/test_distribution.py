@@ -591,4 +591,4 @@ def test_offline_run_builds_busybox_in_one_line(cshell, monkeypatch: pytest.Monk
     assert time.monotonic() - started < 10
     monkeypatch.setenv("CSHELL_OFFLINE", "1")
     proc = cshell("run", "--rm", "alpine", "true")
-    assert "no such image: alpine" in fails(proc) and "CSHELL_OFFLINE" in proc.stderr
+    assert "no such image: alpine" in fails(proc, status=125) and "CSHELL_OFFLINE" in proc.stderr

@@ -363,9 +363,9 @@ def many_files(n: int) -> bytes:
     return layer(m("many", tarfile.DIRTYPE, mode=0o755), *(m(f"many/f{i}", data=b"x") for i in range(n)))
 
 
-def assert_out_of_inodes(proc: subprocess.CompletedProcess) -> str:
+def assert_out_of_inodes(proc: subprocess.CompletedProcess, status: int = 1) -> str:
     """The words say the disk ran out of inodes: not blocks, not a damaged layer, no errno."""
-    error = refused(proc, "no space left", "(inodes")
+    error = refused(proc, "no space left", "(inodes", status=status)
     assert "damaged" not in proc.stderr and "hostile" not in proc.stderr and "Errno" not in proc.stderr, proc.stderr
     return error
 
@@ -392,7 +392,7 @@ def test_inodes_run_out_while_a_layer_unpacks(few_inodes: Path, tmp_path: Path) 
     ok(run_cshell(few_inodes, "load", "-i", str(archive(tmp_path / "many.tar", [busybox_layer(), many_files(1000)],
                                                         ref="many:v1"))))
     assert ok(run_cshell(few_inodes, "run", "--rm", "small:v1", "echo", "usable")) == "usable\n"
-    error = assert_out_of_inodes(run_cshell(few_inodes, "run", "--rm", "many:v1", "true"))
+    error = assert_out_of_inodes(run_cshell(few_inodes, "run", "--rm", "many:v1", "true"), status=125)
     assert str(few_inodes) in error
     assert leftovers(few_inodes) == [] and not list((few_inodes / "containers").iterdir())
     assert_consistent(few_inodes)

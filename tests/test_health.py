@@ -84,7 +84,7 @@ def test_healthcheck_none_and_bad_flags(cshell: Cshell, tmp_path: Path, state_ro
     assert "(health" not in ps_status(cshell, "n")
     ok(cshell("rm", "-f", "n"))
     proc = cshell("run", "-d", "--name", "bad", "--health-interval", "soon", "hc")
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 125 and "Traceback" not in proc.stderr
     assert "invalid value 'soon' for --health-interval" in proc.stderr and "hint:" in proc.stderr
     assert "bad" not in ok(cshell("ps", "-a"))
     assert not list((state_root / "containers").glob("*"))

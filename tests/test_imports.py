@@ -40,7 +40,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cshell"
 ABOVE_ENGINE = ("cshell.commands", "cshell.views", "cshell.shell", "cshell.cli")
 UI_LIBRARIES = ("rich", "prompt_toolkit")
 FRONT_ENDS = ("cshell.shell", "cshell.cli")
-PURE_HELPERS = {"human_size", "parse_time"}  # engine functions a view may call: pure formatting
+PURE_HELPERS = {"human_size", "parse_time", "full_name"}  # engine functions a view may call: pure formatting
 READ_ONLY = {"Container"}  # engine classes that are no @record but only read: a container's files as found
 IMPORTING_INITS = {"cshell.commands"}  # registers every command; no other __init__ imports
 

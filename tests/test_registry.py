@@ -166,7 +166,7 @@ DATA = {
     ("pid={{.State.Pid}} name={{.Name}}!", "pid=42 name=/web!"),
     ("{{.State.Running}} {{.State.Paused}}", "true false"),
     ("{{.Config.Cmd}}", "[sleep 100]"),
-    ("{{json .Config.Cmd}}", '["sleep", "100"]'),
+    ("{{json .Config.Cmd}}", '["sleep","100"]'),  # Go's json: compact
     ("{{json .State.Running}}", "true"),
     ("{{.Config.Entrypoint}}", "<no value>"),
     ("{{json .Config.Entrypoint}}", "null"),
@@ -179,7 +179,7 @@ def test_render(template: str, out: str) -> None:
 
 
 def test_render_whole_object() -> None:
-    assert render("{{json .}}", {"a": [1]}) == '{"a": [1]}'
+    assert render("{{json .}}", {"a": [1]}) == '{"a":[1]}'
 
 
 @pytest.mark.parametrize("template, needle", [("{{.Nope}}", "Nope"), ("{{.State.Pid.X}}", "X"),

@@ -30,9 +30,10 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout
 
 
-def fails(proc: subprocess.CompletedProcess) -> str:
-    """A clean failure: exit 1, `error: ...` and `hint: ...` lines, no traceback."""
-    assert proc.returncode == 1, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+def fails(proc: subprocess.CompletedProcess, status: int = 1) -> str:
+    """A clean failure: exit ``status`` (1; a refused `run`: 125, as docker), `error: ...` and `hint: ...`
+    lines, no traceback."""
+    assert proc.returncode == status, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "hint:"))]
     assert [ln.split(":")[0] for ln in lines] == ["error", "hint"], proc.stderr

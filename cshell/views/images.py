@@ -8,9 +8,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cshell.engine.build.commit import HistoryRow
+from cshell.engine.image.reference import full_name
 from cshell.engine.image.store import Image
 from cshell.engine.state import human_size, parse_time
-from cshell.errors import CShellError
 from cshell.views.containers import human_duration
 
 
@@ -19,22 +19,12 @@ def ago(stamp: str) -> str:
     return f"{human_duration(time.time() - when)} ago" if when else ""
 
 
-def _docker_order(ref: str) -> str:
-    """Docker lists one image's names by their full spelling (docker.io/library/...)."""
-    from cshell.engine.image.reference import parse_remote
-
-    try:
-        return parse_remote(ref).full
-    except CShellError:
-        return ref
-
-
 def images_table(images: list[Image]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"):
         table.add_column(col, no_wrap=True)
     for image in images:
-        for ref in sorted(image.refs, key=_docker_order) or ["<none>:<none>"]:
+        for ref in sorted(image.refs, key=full_name) or ["<none>:<none>"]:
             repo, _, tag = ref.rpartition(":")
             table.add_row(repo, tag, image.short_id, ago(image.created), human_size(image.size))
     return table

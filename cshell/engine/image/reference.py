@@ -99,3 +99,12 @@ def parse_remote(ref: str) -> Remote:
         if "/" not in repository:
             repository = f"library/{repository}"
     return Remote(registry, repository, tag or (None if digest else "latest"), digest or None)
+
+
+def full_name(ref: str) -> str:
+    """A reference spelled out (docker.io/library/busybox:latest); what cannot be parsed stays as it is.
+    Docker sorts one image's names by this spelling."""
+    try:
+        return parse_remote(ref).full
+    except UsageError:
+        return ref
