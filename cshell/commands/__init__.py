@@ -9,6 +9,7 @@ from cshell.commands import (  # noqa: F401  (registration)
     build,
     cgroup,
     containers,
+    events,
     images,
     layers,
     lesson,

@@ -41,7 +41,15 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def check(template: str) -> None:
+    """Refuse a template Go would not parse: an action opened and never closed."""
+    if "{{" in ACTION.sub("", template):
+        raise UsageError(f"template: unclosed action in {template!r}", "close each action: '{{.State.Pid}}'")
+
+
 def render(template: str, data: Any) -> str:
+    check(template)
+
     def action(match: re.Match[str]) -> str:
         expr = match.group(1)
         if expr.startswith("json "):

@@ -65,6 +65,8 @@ def commit(rt: Runtime, c: Container, opts: CommitOptions, exclude: frozenset[st
     config = _committed_config(base, c, opts, empty=False)
     image = store.write_image(config, [*base.layers, layer], opts.ref)
     trace.info(f"committed {c.name} as {image.ref} (layer {digest[7:19]}, {size} bytes)")
+    c.emit("commit", comment=opts.message, imageID=image.id,
+           imageRef=image.refs[0] if image.refs else "")
     return image
 
 

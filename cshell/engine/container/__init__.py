@@ -17,5 +17,5 @@
 A container is made from an image (image/), which is pulled when it is missing
 (registry/, handed to the store by the Runtime), with its cgroup (limits/), network
 (net/) and volumes (volumes/).
-May import: kernel, limits, net, volumes, image, registry, state, trace.
+May import: kernel, limits, net, volumes, image, registry, events, state, trace.
 """

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.container import health
 from cshell.engine.container.environment import check_variable, merge_env, user_env
 from cshell.engine.container.init import ProcessSpec
@@ -151,6 +151,11 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    def emit(self, action: str, **more: object) -> None:
+        """One line in the event journal, with docker's attributes: image (as typed), name, more."""
+        events.emit(self.dir.parent.parent, "container", action, self.id,
+                    image=self.config.get("image_typed") or self.config.get("image"), name=self.name, **more)
 
     @property
     def pid(self) -> int:
@@ -499,7 +504,9 @@ class Runtime:
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise
-        return Container(d)
+        c = Container(d)
+        c.emit("create")
+        return c
 
     def _taken_names(self) -> set[str]:
         """Every container's name, and the names of those being created right now (.name)."""
@@ -691,6 +698,7 @@ class Runtime:
     def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
         if c.alive():
             trace.step(f"kill({c.pid}, {signal.Signals(sig).name})")
+            c.emit("kill", signal=int(sig))
             with contextlib.suppress(ProcessLookupError):
                 os.kill(c.pid, sig)
 
@@ -724,6 +732,7 @@ class Runtime:
                 self.kill(c, signal.SIGKILL)
                 wait_pid_exit(c.pid, 5)
         self._wait_recorded(c)
+        c.emit("stop")
 
     def _wait_recorded(self, c: Container, timeout: float = 3) -> None:
         """Give the shim time to write the exit; if it is gone, settle the container ourselves."""
@@ -807,6 +816,7 @@ class Runtime:
                                  f"{work.errors[0] if work.errors else 'umount it'}, then retry")
         trace.step(f"rm -rf {c.dir}")
         c.delete_files(volumes)
+        c.emit("destroy")
 
     def reconcile(self) -> Cleanup:
         """On start-up: make state.json tell the truth and remove what a crash left.
@@ -913,7 +923,11 @@ class Runtime:
         spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty,
                            security=security_plan(config, self.root.path))  # the container's confinement
         kinds = [k for k in namespaces.JOINABLE if k != "user"]
-        return spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
+        command = " ".join(opts.cmd)  # docker names the command in the action: "exec_start: sh -c ..."
+        c.emit(f"exec_start: {command}")
+        code = spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
+        c.emit("exec_die", exitCode=code)
+        return code
 
     def join(self, pid: int, kinds: list[str], argv: list[str]) -> int:
         """The article's set_ns.c: a host program in some of a process's namespaces."""

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.container import rootfs
 from cshell.engine.image import imageconfig
 from cshell.engine.image.diff import KEPT_XATTRS
@@ -285,7 +285,9 @@ def import_rootfs(store: Store, source: Path | IO[bytes], opts: ImportOptions) -
         f = stack.enter_context(open(source, "rb")) if isinstance(source, Path) else source
         digest, size = _ingest_tar(store, f)
     layer = store.layer_from_blob(digest, size, None, unpack=False)
-    return store.write_image(_import_config(opts), [layer], opts.ref)
+    image = store.write_image(_import_config(opts), [layer], opts.ref)
+    events.emit(store.root.path, "image", "import", image.id, name=image.id)
+    return image
 
 
 def _ingest_tar(store: Store, source: IO[bytes]) -> tuple[str, int]:

@@ -198,6 +198,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
                  shim_pid=os.getpid(), shim_start=process_start_time(os.getpid()), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
+    container.emit("start")
     trace.forward_to(None)
     if io.trace_w is not None:
         os.close(io.trace_w)
@@ -217,10 +218,14 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     _release(network, container.id, net, drop_bridge=False)
     with contextlib.suppress(CShellError, OSError):
         cgroups.remove(container.id)
+    if oom:
+        container.emit("oom")
+    container.emit("die", exitCode=exit_code)  # before the state says exited: `stop` waits for that
     state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={}, oom_killed=oom,
                  **log.state())
     if container.config.get("auto_remove"):
         container.delete_files(volumes=True)  # docker's --rm takes the anonymous volumes too
+        container.emit("destroy")
     report(io.status_w, f"exit {exit_code}")
     if net.mode == "bridge":  # slow (~50 ms): nobody waits for it
         with contextlib.suppress(CShellError, OSError):

@@ -14,5 +14,5 @@
 
 Removing an image (rmi, prune) must ask whether containers use it: build/commit.py.
 The image package never imports registry (pull and push sit above it) nor container.
-May import: kernel, state, trace.
+May import: kernel, events, state, trace.
 """

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.image.store import (
     MT_CONFIG,
     MT_LAYER,
@@ -625,6 +625,7 @@ def _store(store: Store, image: Candidate) -> Loaded:
     store.put_blob(image.config, image.config_digest)
     manifest_digest = store.put_blob(image.manifest or b"")
     stored, displaced = store.add_manifest(manifest_digest, image.refs)
+    events.emit(store.root.path, "image", "load", stored.id, name=stored.id)
     return Loaded(stored, stored.refs, displaced)
 
 

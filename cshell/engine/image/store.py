@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.image.reference import normalize_ref, parse_remote, ref_pattern
 from cshell.engine.state import (
     StateRoot,
@@ -312,6 +312,11 @@ class Store:
         return entry.get("annotations", {}).get(NAME_ANNOTATION)
 
     def tag(self, ref: str, image: Image) -> None:
+        """docker tag (and build -t): point ``ref`` at the image; an `events` line says so."""
+        self._point(ref, image)
+        events.emit(self.root.path, "image", "tag", image.id, name=normalize_ref(ref))
+
+    def _point(self, ref: str, image: Image) -> None:
         """Point ``ref`` at the image (moving it from any other image)."""
         ref = normalize_ref(ref)
         index = self._index()
@@ -500,7 +505,7 @@ class Store:
         manifest_digest = self.put_blob(manifest_bytes)
         image = self._load(manifest_digest, [])
         if ref:
-            self.tag(ref, image)
+            self._point(ref, image)
             image.refs = [normalize_ref(ref)]
         else:
             self._add_untagged(manifest_digest, len(manifest_bytes))
@@ -518,7 +523,7 @@ class Store:
             old = self.find(ref)
             if old is not None and old.manifest_digest != manifest_digest:
                 displaced.append(old)
-            self.tag(ref, image)
+            self._point(ref, image)
             if old is not None and old.manifest_digest != manifest_digest:  # kept, untagged
                 self._add_untagged(old.manifest_digest, self.blob_path(old.manifest_digest).stat().st_size)
         if not refs:
@@ -604,6 +609,10 @@ class Store:
                                        "size": self.blob_path(image.manifest_digest).stat().st_size})
         index["manifests"] = self._keep_untagged_once(index["manifests"])
         self._write_index(index)
+        for _ in names:  # docker names the image by its id in both events
+            events.emit(self.root.path, "image", "untag", image.id, name=image.id)
+        if gone:
+            events.emit(self.root.path, "image", "delete", image.id, name=image.id)
         return names, gone
 
     def gc(self, keep_layers: set[str], keep_images: set[str] | None = None) -> tuple[int, int]:

@@ -27,7 +27,7 @@ import os
 import tarfile
 from typing import IO, Any
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.image.store import (
     MT_MANIFEST,
     NAME_ANNOTATION,
@@ -90,6 +90,8 @@ def save(store: Store, names: list[str], out: IO[bytes], fmt: str = "docker+oci"
             _write_legacy(store, tar, chosen)
         else:
             _write_layout(store, tar, chosen, with_docker=fmt == "docker+oci")
+    for saved in chosen:
+        events.emit(store.root.path, "image", "save", saved.image.id, name=saved.image.id)
     return chosen
 
 

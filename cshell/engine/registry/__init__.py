@@ -14,5 +14,5 @@
     pull.py          docker pull: manifest, config and layers, each checked before it is stored
     push.py          docker push: blobs (mounted, or sent in chunks), then the manifest
 
-May import: image, state, trace.
+May import: image, events, state, trace.
 """

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.image.archive import TooBig, check_layer
 from cshell.engine.image.load import (
     ARCH,
@@ -107,7 +107,9 @@ def pull(store: Store, ref: str, platform: str | None = None, implicit: bool = F
     found = endpoints(remote)
     for i, endpoint in enumerate(found):
         try:
-            return _pull_from(store, remote, endpoint, platform, implicit)
+            pulled = _pull_from(store, remote, endpoint, platform, implicit)
+            events.emit(store.root.path, "image", "pull", str(remote), name=remote.familiar)
+            return pulled
         except (Unreachable, RegistryError, NotFound, Unauthorized, ConnectionCut) as e:
             if not endpoint.mirror:
                 raise

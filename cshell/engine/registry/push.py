@@ -33,7 +33,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
-from cshell.engine import trace
+from cshell.engine import events, trace
 from cshell.engine.image.reference import Remote, parse_remote
 from cshell.engine.image.store import (
     MT_CONFIG,
@@ -122,6 +122,7 @@ def push(store: Store, ref: str, compress: bool = False) -> Pushed:
     repo = f"{remote.registry}/{remote.repository}"
     sources.record([(j.digest, j.diff_id, repo) for j in [*jobs, config_job]])
     store.add_repo_digest(image, f"{remote.familiar}@{digest}")
+    events.emit(store.root.path, "image", "push", str(remote), name=remote.familiar)
     return Pushed(remote, digest, len(data), [(j.digest, j.status) for j in reversed(jobs)])
 
 

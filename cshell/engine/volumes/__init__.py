@@ -4,5 +4,5 @@
                    and --tmpfs specs (the mounts themselves are kernel/mounts.py)
     bindmount.py   the article's bind-mount demonstration, and `bind` into a running container
 
-May import: kernel, state, trace.
+May import: kernel, events, state, trace.
 """

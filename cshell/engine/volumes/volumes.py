@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cshell.engine import events
 from cshell.engine.state import StateRoot, new_id, read_json, write_json
 from cshell.errors import Conflict, NotFound, UsageError
 from cshell.record import record
@@ -206,6 +207,7 @@ class Volumes:
 
         labels = {ANON_LABEL: ""} if anonymous else {}
         write_json(d / "volume.json", {"Name": name, "CreatedAt": now(), "Labels": labels, "Options": options})
+        events.emit(self.root.path, "volume", "create", name, driver="local")
         return self.inspect(name)
 
     def inspect(self, name: str) -> dict[str, Any]:
@@ -240,6 +242,7 @@ class Volumes:
             raise Conflict(f"volume {name} is in use by container {users[0][:12]}",
                            f"remove the container first (rm {users[0][:12]}), then the volume")
         shutil.rmtree(self.dir / name)
+        events.emit(self.root.path, "volume", "destroy", name, driver="local")
 
     def prune(self, everything: bool = False) -> list[str]:
         """Unused volumes: anonymous ones only, as docker 23+; all unused with -a."""
@@ -247,6 +250,7 @@ class Volumes:
         for v in self.list():
             if (everything or ANON_LABEL in v["Labels"]) and not self.users(v["Name"]):
                 shutil.rmtree(self.dir / v["Name"], ignore_errors=True)
+                events.emit(self.root.path, "volume", "destroy", v["Name"], driver="local")
                 removed.append(v["Name"])
         return removed
 
@@ -288,6 +292,7 @@ def remove_anonymous(root: StateRoot, mounts: list[dict[str, Any]]) -> list[str]
         if m.get("type") == "volume" and m.get("anonymous") and vols.exists(m["name"]) \
                 and not vols.users(m["name"]):
             shutil.rmtree(vols.path(m["name"]), ignore_errors=True)
+            events.emit(root.path, "volume", "destroy", m["name"], driver="local")
             removed.append(m["name"])
     return removed
 
