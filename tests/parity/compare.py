@@ -36,7 +36,7 @@ KINDS = (  # (kind, pattern): the first that matches stderr names the kind of er
     ("not-running", r"is not running"),
     ("missing", r"no such|unable to find|not found|does not exist|unknown network"),
     ("conflict", r"already in use|conflict|is running|cannot remove a running|in use|used by|must force|stop it first"),
-    ("invalid", r"invalid|not a valid|bad |minimum"),
+    ("invalid", r"invalid|not a valid|bad |minimum|failed to parse"),
     ("build", r"returned a non-zero code|step \d+/\d+"),
 )
 

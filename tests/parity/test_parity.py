@@ -190,6 +190,21 @@ def test_lists(engines: Engines, case: Case) -> None:
     compare(engines, case)
 
 
+# -- events: what Docker 20.10 and cshell agree on, and D10 -----------------------------------
+EVENTS = {
+    "events-bad-since": Case("events --since soon --until 0s", view="status"),
+    "events-bad-until": Case("events --since 1h --until later", view="status"),
+    "events-until-now": Case("events --since 1h --until 0s -f volume=evvol --format '{{.Action}} {{.Actor.ID}}'",
+                             setup=("volume create evvol", "volume rm evvol"), diff="D10"),
+    "events-bad-filter": Case("events --until 0s -f colour=red", view="status", diff="D10"),
+}
+
+
+@pytest.mark.parametrize("case", cases(EVENTS))
+def test_events(engines: Engines, case: Case) -> None:
+    compare(engines, case)
+
+
 # -- inspect: keys and value types ---------------------------------------------------------
 INSPECT = {
     "container-format-status": Case("inspect -f '{{.State.Status}}' done", setup=(f"run --name done {BB} true",)),
