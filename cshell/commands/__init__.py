@@ -17,6 +17,7 @@ from cshell.commands import (  # noqa: F401  (registration)
     ns,
     remote,
     shell,
+    stats,
     system,
     transfer,
     volume,

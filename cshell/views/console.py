@@ -89,6 +89,15 @@ class Output:
                 width=width, highlight=False, soft_wrap=False).print(renderable)
         self._emit(self.out, buf.getvalue())
 
+    def refresh(self, renderable: Any) -> None:
+        """A view redrawn in place (stats): on a terminal, clear it and draw from the top, as docker."""
+        if self._is_tty():
+            self._emit(self.out, "\x1b[2J\x1b[H")
+        if isinstance(renderable, str):
+            self.text(renderable)
+        else:
+            self.print(renderable)
+
     def error(self, err: CShellError) -> None:
         text = self._paint(RED, f"error: {err.message}")
         if err.hint:

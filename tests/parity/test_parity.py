@@ -205,6 +205,19 @@ def test_events(engines: Engines, case: Case) -> None:
     compare(engines, case)
 
 
+# -- stats: the fields and formats (the numbers themselves differ from run to run) ---------------
+STATS = {
+    "stats-stopped-json": Case("stats --no-stream --format '{{json .}}' done", setup=(f"run --name done {BB} true",)),
+    "stats-table-format": Case(r"stats --no-stream --format 'table {{.Name}}\t{{.PIDs}}' web", setup=(f"run -d --name web {BB} sleep 300",)),
+    "stats-missing": Case("stats --no-stream nosuch", view="status"),
+}
+
+
+@pytest.mark.parametrize("case", cases(STATS))
+def test_stats(engines: Engines, case: Case) -> None:
+    compare(engines, case)
+
+
 # -- inspect: keys and value types ---------------------------------------------------------
 INSPECT = {
     "container-format-status": Case("inspect -f '{{.State.Status}}' done", setup=(f"run --name done {BB} true",)),
