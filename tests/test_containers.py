@@ -319,3 +319,13 @@ def test_dash_c_runs_several_commands(cshell: Cshell) -> None:
     assert len(cid) == 64
     assert any(line.startswith(cid[:12]) and " Up " in line and line.rstrip().endswith(" a") for line in table)
     ok(cshell("rm", "-f", "a"))
+
+
+def test_brackets_in_commands_and_dockerfiles_are_text(cshell: Cshell, tmp_path: Path) -> None:
+    """rich would read "[/x]" as a closing tag: ps and history crashed on such a command or SHELL line."""
+    ok(cshell("run", "--net", "none", "--name", "brk", "busybox", "echo", "[/x] [bold]y"))
+    assert "\"echo '[/x] [bold]y'\"" in ok(cshell("ps", "-a"))
+    (tmp_path / "Dockerfile").write_text('FROM busybox\nSHELL ["/bin/sh", "-ec"]\nRUN echo hi\n')
+    ok(cshell("build", "-q", "-t", "shelled", str(tmp_path)))
+    assert "SHELL [/bin/sh -ec]" in ok(cshell("history", "shelled"))
+    ok(cshell("rm", "brk"))

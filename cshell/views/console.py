@@ -86,7 +86,8 @@ class Output:
         # Not a terminal (a pipe, a file): wide, so `ps | grep NAME` sees whole names, as docker.
         width = shutil.get_terminal_size((100, 24)).columns if self.color or self._is_tty() else 250
         Console(file=buf, force_terminal=self.color, color_system="auto" if self.color else None,
-                width=width, highlight=False, soft_wrap=False).print(renderable)
+                width=width, highlight=False, soft_wrap=False,
+                markup=False).print(renderable)  # a name or command with "[/x]" is text, not a rich tag
         self._emit(self.out, buf.getvalue())
 
     def refresh(self, renderable: Any) -> None:

@@ -202,7 +202,7 @@ def _container_note() -> Panel:
 def save_svg(renderable: RenderableType, path: str, title: str, width: int = WIDTH) -> None:
     """The same picture as an SVG for slides (rich's own terminal-look export)."""
     console = Console(record=True, width=width, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", highlight=False)
+                      color_system="truecolor", highlight=False, markup=False)
     console.print(renderable)
     console.save_svg(path, title=title)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from cshell.engine.limits.usage import Rates
 
@@ -43,6 +44,6 @@ def stats_table(rows: list[dict[str, str]]) -> Table:
         table.add_column(col, no_wrap=True, justify="left")
     for row in rows:
         cpu = float(row["CPUPerc"].rstrip("%"))
-        table.add_row(row["ID"], row["Name"], f"[yellow]{row['CPUPerc']}[/]" if cpu >= 50 else row["CPUPerc"],
+        table.add_row(row["ID"], row["Name"], Text(row["CPUPerc"], style="yellow" if cpu >= 50 else ""),
                       row["MemUsage"], row["MemPerc"], row["NetIO"], row["BlockIO"], row["PIDs"])
     return table
