@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cshell.commands.context import Context
-from cshell.commands.registry import CONTAINER, Pos, command
+from cshell.commands.context import Context, each_target
+from cshell.commands.registry import CONTAINER, Opt, Pos, command
 from cshell.errors import Conflict
 
 FILES_HELP = """
@@ -73,6 +73,50 @@ def cgroup_set(ctx: Context, args: SimpleNamespace) -> int:
     for path, value in done:
         ctx.out.text(f"{path} = {value}")
     return 0
+
+
+UPDATE_FLAGS = (("memory", ("-m", "--memory"), "memory limit (6m at least): 64m, 1g", "BYTES"),
+                ("memory-swap", ("--memory-swap",), "memory + swap; -1: unlimited swap", "BYTES"),
+                ("cpus", ("--cpus",), "CPUs' worth of time: 0.5 = half of one CPU", "N"),
+                ("cpu-shares", ("-c", "--cpu-shares"), "relative weight when CPUs are contended (1024)", "N"),
+                ("cpuset-cpus", ("--cpuset-cpus",), "which CPUs: 0-1, 0,2", "CPUS"),
+                ("pids", ("--pids-limit",), "most processes at once; -1: no limit", "N"))
+
+
+@command(
+    "update", "change containers' limits (memory, CPUs, pids): docker update, the same writes as cgroup set",
+    options=tuple(Opt(flags, text, metavar) for _, flags, text, metavar in UPDATE_FLAGS),
+    positionals=(Pos("containers", "the containers", many=True, complete=CONTAINER),),
+    example="update --memory 64m --cpus 0.5 web",
+    group="cgroups",
+    docker="docker update",
+    details="""
+docker's form of `cgroup set`: `update --memory 64m --cpus 0.5 web` is
+`cgroup set web memory=64m cpus=0.5`. Each flag is written into the running
+container's cgroup files (see them with `explain on`, read them back with
+`cgroup show`), and recorded so `inspect` and the next start have it. A stopped
+container gets it at its next start.""",
+)
+def update(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.errors import UsageError
+
+    given = {key: getattr(args, flags[-1].lstrip("-").replace("-", "_")) for key, flags, _, _ in UPDATE_FLAGS}
+    values = [f"{key}={value}" for key, value in given.items() if value is not None]
+    if not values:
+        raise UsageError("update needs at least one limit to change", "e.g. update --memory 64m --cpus 0.5 web")
+    return each_target(ctx, args.containers, lambda ref: _update_one(ctx, ref, values))
+
+
+def _update_one(ctx: Context, ref: str, values: list[str]) -> None:
+    from cshell.engine.limits import limits
+
+    c = ctx.runtime.get(ref)
+    if c.running:
+        _, now = limits.set_values(c.id, values, c.config.get("limits") or {})
+    else:
+        now = limits.record_values(values, c.config.get("limits") or {})
+    limits.persist(c.dir, now)
+    ctx.out.text(ref)  # docker prints each container as named
 
 
 @command(

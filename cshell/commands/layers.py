@@ -84,6 +84,14 @@ This list is what `commit` packs into the new layer (whiteouts become
 `.wh.NAME` files in the tar). Files the runtime bind-mounts (/etc/hosts,
 /etc/hostname, /etc/resolv.conf) are never in it.""",
 )
+@command(
+    "diff", "list what a container added (A), changed (C) and deleted (D): docker diff, as `layer diff`",
+    positionals=(Pos("container", "the container", complete=CONTAINER),),
+    example="diff web",
+    group="rootfs",
+    docker="docker diff",
+    details="The same list as `layer diff`, whose help says how it is read from the rw layer.",
+)
 def layer_diff(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.engine.container.layers import container_changes
     from cshell.views.layers import change_lines

@@ -87,7 +87,7 @@ def error_kind(stderr: str) -> str:
 
 
 def seen(proc: subprocess.CompletedProcess, view: str, engine: str) -> Seen:
-    """``view``: text (normalised stdout), table (cells), shape (inspect's keys and types),
+    """``view``: text (normalised stdout), lines (its lines in sorted order), table (cells), shape (inspect's keys and types),
     status (the exit status and the kind of error only), exit (the exit status only: docker
     exec prints its runtime's errors on stdout)."""
     out = proc.stdout
@@ -98,6 +98,8 @@ def seen(proc: subprocess.CompletedProcess, view: str, engine: str) -> Seen:
             out = "\n".join(shape(json.loads(out)))
         except json.JSONDecodeError:
             out = f"(not JSON from {engine}) {out[:200]}"
+    elif view == "lines":  # a set of lines: docker diff's order comes from a Go map, a new one each run
+        out = "\n".join(sorted(normalise(out).splitlines()))
     elif view in ("status", "exit"):
         out = ""
     else:

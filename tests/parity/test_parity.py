@@ -26,7 +26,7 @@ RUN = f"run --rm {BB}"
 class Case:
     line: str
     setup: tuple[str, ...] = ()
-    view: str = "text"  # text | table | shape | status | exit (see compare.seen)
+    view: str = "text"  # text | lines | table | shape | status | exit (see compare.seen)
     input: str | None = None
     diff: str = ""  # the row of docs/differences.md this case shows
 
@@ -215,6 +215,27 @@ STATS = {
 
 @pytest.mark.parametrize("case", cases(STATS))
 def test_stats(engines: Engines, case: Case) -> None:
+    compare(engines, case)
+
+
+# -- update and diff: docker's names for cgroup set and layer diff ------------------------------
+UPDATE_DIFF = {
+    # docker on cgroup v1 refuses --memory alone on a container started without one ("should be smaller
+    # than already set memoryswap limit"): both flags, as its users learn to give them
+    "update-prints-names": Case("update --memory 64m --memory-swap 128m --cpus 0.5 aa bb",
+                                setup=(f"run -d --name aa {BB} sleep 300", f"run -d --name bb {BB} sleep 300")),
+    "update-memory-read-back": Case("inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}' aa",
+                                    setup=(f"run -d --name aa {BB} sleep 300", "update -m 64m --memory-swap 128m --cpus 0.5 aa")),
+    "update-too-small": Case("update --memory 1k aa", setup=(f"run -d --name aa {BB} sleep 300",), view="status"),
+    "update-missing": Case("update --memory 64m nosuch", view="status"),
+    "diff": Case("diff src", setup=(f"run --name src {BB} sh -c 'echo v1 > /made; mkdir -p /d/e; rm /bin/vi'",),
+                 view="lines"),
+    "diff-missing": Case("diff nosuch", view="status"),
+}
+
+
+@pytest.mark.parametrize("case", cases(UPDATE_DIFF))
+def test_update_diff(engines: Engines, case: Case) -> None:
     compare(engines, case)
 
 
