@@ -540,5 +540,5 @@ def _check_network(ck: Checker) -> None:
     for tag, lines in rules.items():
         ck.problem(f"iptables {tag}", f"{len(lines)} rule(s) of a container that holds no lease",
                    lambda: network.sweep(rules=True), "deleted them")
-    if network.bridge_exists() and not network.leases.all():
+    if network.bridge_left() and not network.leases.all():
         ck.problem(f"bridge {network.bridge}", "no container uses it", network.drop_bridge, "deleted it")

@@ -52,6 +52,17 @@ OUTPUT_COMPARED = {"run", "exec", "logs", "ps", "images", "history", "volume", "
 SUBCOMMANDS_WITHOUT_DOCKER = {("image", "bootstrap"), ("history", "export"), ("system", "check")}
 # A registry host: has a dot or a port, or is localhost (docker's rule for the first component).
 REGISTRY_HOST = re.compile(r"^(?:[^/]*[.:][^/]*|localhost)/")
+# Command lines whose difference is deliberate: the row of docs/differences.md that says why.
+# Only a line that differs is looked up, so a pattern may be broad.
+KNOWN = (
+    (re.compile(r"^history\b"), "D3"),
+    (re.compile(r"^volume\s+(?:ls|list)\b"), "D6"),
+    (re.compile(r"/proc/(?:self|\d+|\$\w+)/cgroup\b"), "D10"),
+    (re.compile(r"\bls\b.*\s-\w*a\w*\s+/\s*$"), "D1"),
+    (re.compile(r"grep\s+'\s*/\s+/\s*'\s+/proc/(?:self|1)/mountinfo"), "D12"),  # the root mount's own line
+    (re.compile(r"/proc/(?:self|1)/mountinfo\b"), "D2"),
+    (re.compile(r"^exec\b.*(?:\bps\b|/proc/\[0-9\]|\$\$)"), "D11"),
+)
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Row:
     compared: str  # "output" or "status"
     same: bool
     why: str = ""
+    known: str = ""  # the row of docs/differences.md a difference is listed under ("D3")
 
 
 @dataclass
@@ -143,7 +155,7 @@ class Twin:
         args = self._translate(words)
         self._hand_over(words, args)
         began = time.monotonic()
-        done = self._docker(args, env={"DOCKER_BUILDKIT": "0"})
+        done = self._docker(args, env={"DOCKER_BUILDKIT": "0"}, merged=True)  # as the lesson shows cshell's
         docker = Outcome(done.returncode, done.stdout, time.monotonic() - began)
         row = self._compare(step, text, words[0], cshell, docker)
         self._log(row)
@@ -175,12 +187,13 @@ class Twin:
         compared = compared or ("output" if verb in OUTPUT_COMPARED else "status")
         if cshell.status != docker.status:
             return Row(step, text, cshell, docker, compared, False,
-                       f"exit {cshell.status} here, {docker.status} under Docker")
+                       f"exit {cshell.status} here, {docker.status} under Docker", known_difference(text))
         if compared == "output":
-            mine = normalise(cshell.output, self.roots)
-            theirs = normalise(self._unmove(docker.output), self.roots)
+            mine = normalise(_drop_own_lines(cshell.output, CSHELL_OWN), self.roots)
+            theirs = normalise(_drop_own_lines(self._unmove(docker.output), DOCKER_OWN), self.roots)
             if mine != theirs:
-                return Row(step, text, cshell, docker, compared, False, first_difference(mine, theirs))
+                return Row(step, text, cshell, docker, compared, False, first_difference(mine, theirs),
+                           known_difference(text))
         return Row(step, text, cshell, docker, compared, True)
 
     # -- what Docker is asked ---------------------------------------------------------------------
@@ -256,13 +269,33 @@ class Twin:
                 proc.stdin.close()
             proc.wait(timeout=DOCKER_TIMEOUT)
 
-    def _docker(self, args: list[str], timeout: float = DOCKER_TIMEOUT,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def _docker(self, args: list[str], timeout: float = DOCKER_TIMEOUT, env: dict[str, str] | None = None,
+                merged: bool = False) -> subprocess.CompletedProcess[str]:
+        """`docker ARGS`; with ``merged``, stderr is interleaved into stdout (the container's own
+        stderr is part of what the student reads)."""
         try:
-            return subprocess.run([self.docker, *args], capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, check=False)
+            return subprocess.run([self.docker, *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT if merged else subprocess.PIPE, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                                  check=False)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(args, 124, "", f"no answer from Docker in {timeout:g} s")
+
+
+# Each engine's own messages (a refusal, a warning), worded by each its own way: the exit status
+# compares them. What the container's programs print on stderr is compared like stdout.
+CSHELL_OWN = re.compile(r"^(?:[Ee]rror|hint|warning): ")
+DOCKER_OWN = re.compile(r"^(?:Error(?: response from daemon)?:|docker: |WARNING: |See 'docker )")
+
+
+def _drop_own_lines(output: str, own: re.Pattern[str]) -> str:
+    return "".join(line for line in output.splitlines(keepends=True) if not own.match(line))
+
+
+def known_difference(text: str) -> str:
+    """The row of docs/differences.md that explains why `text` differs under Docker, or ""."""
+    line = text.lstrip("!").strip()
+    return next((row for pattern, row in KNOWN if pattern.search(line)), "")
 
 
 def _in_store(store: Store, word: str) -> bool:
@@ -341,6 +374,8 @@ _NORMALISERS = [
     (re.compile(r"^\s*… .*$\n?", re.M), ""),  # cshell's progress notes (stderr), not the command's output
     (re.compile(r"\b(net|pid|mnt|uts|ipc|user|cgroup|time):\[\d+\]"), r"\1:[<inode>]"),
     (re.compile(r"^\d+: (?=\w+[@:\s])", re.M), "<ifindex>: "),  # `ip -o addr`: the host's counter numbers links
+    (re.compile(r"@if\d+\b"), "@if<ifindex>"),  # eth0's peer: the veth's index on the host
+    (re.compile(r"\b(?:[0-9a-f]{2}:){5}[0-9a-f]{2}\b"), "<mac>"),  # made from the address, which differs
     (re.compile(r"^\d+$", re.M), "<n>"),  # a number alone on its line: a PID, a count of things made
     (re.compile(r"sha256:[0-9a-f]{64}"), "sha256:<id>"),
     (re.compile(r"\b[0-9a-f]{64}\b"), "<id>"),
@@ -350,6 +385,7 @@ _NORMALISERS = [
     (re.compile(r"(?:About an?|Less than a|\d+) (?:second|minute|hour|day|week|month|year)s? ago"), "<ago>"),
     (re.compile(r"Up (?:About an?|Less than a|\d+) (?:second|minute|hour|day)s?"), "Up <for>"),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:B|kB|KB|MB|GB)\b"), "<size>"),
+    (re.compile(r"\b\d+(?:\.\d+)?%"), "<pct>"),  # a measured share (top's %CPU, %VSZ): never the same twice
     (re.compile(r"[ \t]+"), " "),
 ]
 

@@ -16,11 +16,13 @@ WORDS = {
     "en": {"same": "same under Docker", "differs": "differs under Docker", "status": "(exit status)",
            "none": "Docker has no equivalent of `{what}` (step {step}): cshell only",
            "title": "cshell and Docker, step by step", "removed": "removed from Docker what the run made: {what}",
-           "total": "{n} commands compared: {same} the same, {diff} different"},
+           "total": "{n} commands compared: {same} the same, {diff} different",
+           "known": "{n} of them listed in `help differences` ({rows})", "listed": "listed as {row} in `help differences`"},
     "zh": {"same": "与 Docker 相同", "differs": "与 Docker 不同", "status": "（退出码）",
            "none": "Docker 没有 `{what}` 的对应命令（第 {step} 步）：只在 cshell 中",
            "title": "cshell 与 Docker 逐步对比", "removed": "已从 Docker 中删除本次运行创建的：{what}",
-           "total": "共比较 {n} 条命令：{same} 条相同，{diff} 条不同"},
+           "total": "共比较 {n} 条命令：{same} 条相同，{diff} 条不同",
+           "known": "其中 {n} 条是 `help differences` 里列出的差异（{rows}）", "listed": "见 `help differences` 的 {row}"},
 }
 
 
@@ -34,6 +36,11 @@ def row_line(row: Any, lang: str) -> Text:
     if row.same:
         what = word(lang, "same") + (" " + word(lang, "status") if row.compared == "status" else "")
         return Text.assemble(("  ≡ docker: ", "green"), (what, "green"), (times, "dim"))
+    known = getattr(row, "known", "")
+    if known:  # a deliberate difference: name its row so the student can read why
+        return Text.assemble((f"  ≠ {known} docker: ", "cyan"),
+                             (f"{word(lang, 'differs')}, {word(lang, 'listed', row=known)}: {row.why}", "cyan"),
+                             (times, "dim"))
     return Text.assemble(("  ≠ docker: ", "yellow"), (f"{word(lang, 'differs')}: {row.why}", "yellow"),
                          (times, "dim"))
 
@@ -43,9 +50,12 @@ def unmirrored_line(what: str, step: int, lang: str) -> Text:
 
 
 def summary(rows: Sequence[Any], lang: str) -> Table:
-    table = Table(title=word(lang, "title"), title_justify="left",
-                  caption=word(lang, "total", n=len(rows), same=sum(r.same for r in rows),
-                               diff=sum(not r.same for r in rows)), caption_justify="left")
+    caption = word(lang, "total", n=len(rows), same=sum(r.same for r in rows), diff=sum(not r.same for r in rows))
+    known = [r.known for r in rows if not r.same and getattr(r, "known", "")]
+    if known:
+        rows_named = ", ".join(sorted(set(known), key=lambda d: int(d[1:])))
+        caption += "; " + word(lang, "known", n=len(known), rows=rows_named)
+    table = Table(title=word(lang, "title"), title_justify="left", caption=caption, caption_justify="left")
     for name, justify in (("step", "right"), ("commands", "right"), ("same", "right"), ("different", "right"),
                           ("cshell s", "right"), ("docker s", "right"), ("ratio", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +33,9 @@ DOCKERD = "/usr/sbin/dockerd"
 LOCK = "/run/lock/cshell-parity-dockerd.lock"
 BRIDGE = "cshdock0"
 BIP = "10.213.0.1/24"
+# What dockerd may switch on the host (--ip-forward, br_netfilter): saved before, put back after.
+SYSCTLS = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv4/conf/all/forwarding",
+           "/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-ip6tables")
 START_TIMEOUT = 40.0
 LOCK_TIMEOUT = 600.0
 
@@ -70,6 +74,21 @@ def _undo_docker_iptables(policies: dict[str, str]) -> None:
             subprocess.run(["iptables", "-P", chain, policy], capture_output=True, check=False)
 
 
+def _sysctls() -> dict[str, str]:
+    values = {}
+    for path in SYSCTLS:
+        with contextlib.suppress(OSError):
+            values[path] = Path(path).read_text().strip()
+    return values
+
+
+def _restore_sysctls(saved: dict[str, str]) -> None:
+    for path, value in saved.items():
+        with contextlib.suppress(OSError):
+            if Path(path).read_text().strip() != value:
+                Path(path).write_text(value)
+
+
 def reap_stale() -> None:
     """A daemon whose test run was killed (SIGKILL, a timeout) outlives it: with the lock held,
     any dockerd of ours still running is such an orphan. Stop it and undo what it left."""
@@ -86,6 +105,7 @@ def reap_stale() -> None:
         if data_root.name == "data" and data_root.parent.name.startswith("cshell-dockerd-"):
             stale = Dockerd()
             stale.dir = data_root.parent
+            stale.load_host_state()  # the policies and sysctls its run saved: put back, not forgotten
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry), 15)
             wait_gone(int(entry), 30)
@@ -110,6 +130,7 @@ class Dockerd:
         self.proc: subprocess.Popen[bytes] | None = None
         self.lock_fd: int | None = None
         self.policies: dict[str, str] = {}
+        self.sysctls: dict[str, str] = {}
 
     @property
     def host(self) -> str:
@@ -154,16 +175,18 @@ class Dockerd:
                 time.sleep(0.5)
 
     def _launch(self) -> None:
-        self.policies = _iptables_policies()
+        self.policies, self.sysctls = _iptables_policies(), _sysctls()
         self.dir = Path(tempfile.mkdtemp(prefix="cshell-dockerd-", dir="/tmp"))
+        # on disk too: a run killed before stop() leaves them for the next run's reap_stale
+        (self.dir / "host.json").write_text(json.dumps({"policies": self.policies, "sysctls": self.sysctls}))
+        self.prepare_host()
         (self.dir / "client").mkdir()
         self._make_bridge()
         log = open(self.dir / "log", "wb")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(
             [DOCKERD, "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
              "--pidfile", str(self.dir / "pid"), "-H", self.host, "--storage-driver", "overlay2",
-             "--bridge", BRIDGE, "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-             "--config-file", str(self._config())],
+             "--bridge", BRIDGE, *self.network_flags(), "--config-file", str(self._config())],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -174,6 +197,13 @@ class Dockerd:
                 return
             time.sleep(0.3)
         raise DockerUnavailable(f"dockerd did not answer within {START_TIMEOUT:.0f} s: {self._log_tail()}")
+
+    def prepare_host(self) -> None:
+        """Called once the host's state is saved, before the daemon starts (a subclass's hook)."""
+
+    def network_flags(self) -> list[str]:
+        """Hands off the host's firewall and forwarding (a subclass may keep Docker's defaults)."""
+        return ["--iptables=false", "--ip-masq=false", "--ip-forward=false"]
 
     def _config(self) -> Path:
         """No daemon.json of the host's (/etc/docker) is read: an empty one of our own."""
@@ -196,6 +226,28 @@ class Dockerd:
 
     def stop(self) -> None:
         """Containers, daemon, its containerd, mounts, bridge, iptables: all of it gone."""
+        self.stop_daemon()
+        if self.dir is not None:
+            self._kill_leftovers()
+            self._unmount_all()
+            subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+            subprocess.run(["ip", "link", "del", "docker0"], capture_output=True, check=False)
+            _undo_docker_iptables(self.policies)
+            _restore_sysctls(self.sysctls)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the flock
+            self.lock_fd = None
+
+    def load_host_state(self) -> None:
+        assert self.dir is not None
+        with contextlib.suppress(OSError, ValueError):
+            saved = json.loads((self.dir / "host.json").read_text())
+            self.policies, self.sysctls = saved["policies"], saved["sysctls"]
+
+    def stop_daemon(self) -> None:
+        """Only the daemon and its containers: what it did to the host stays, as after `systemctl stop docker`."""
         if self.proc is not None and self.proc.poll() is None:
             ids = self.docker("ps", "-aq", timeout=30).stdout.split()
             if ids:
@@ -206,17 +258,6 @@ class Dockerd:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait(timeout=10)
-        if self.dir is not None:
-            self._kill_leftovers()
-            self._unmount_all()
-            subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
-            subprocess.run(["ip", "link", "del", "docker0"], capture_output=True, check=False)
-            _undo_docker_iptables(self.policies)
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)  # releases the flock
-            self.lock_fd = None
 
     def _kill_leftovers(self) -> None:
         """containerd and its shims name our directory on their command lines."""

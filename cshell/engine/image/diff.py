@@ -101,8 +101,9 @@ def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = froze
         for w in walk_upper(upper, exclude):
             entry, st = w.entry, w.st
             parent, _, name = entry.path.rpartition("/")
-            if entry.kind == "whiteout":
-                tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else f"{WHITEOUT_PREFIX}{name}"))
+            if entry.kind == "whiteout":  # Docker's header for it: mode 0600, the node's owner
+                tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else f"{WHITEOUT_PREFIX}{name}",
+                                    0o600, st))
                 continue
             info = _tarinfo(entry.path, w, st)
             key = (st.st_dev, st.st_ino)
@@ -119,8 +120,8 @@ def write_layer_tar(upper: Path, out: IO[bytes], exclude: frozenset[str] = froze
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
-            if entry.kind == "opaque":
-                tar.addfile(_marker(f"{entry.path}/{OPAQUE}"))
+            if entry.kind == "opaque":  # Docker's header for it: the directory's mode and owner
+                tar.addfile(_marker(f"{entry.path}/{OPAQUE}", stat.S_IMODE(st.st_mode), st))
 
 
 def _tarinfo(name: str, w: Walked, st: os.stat_result) -> tarfile.TarInfo:
@@ -143,9 +144,12 @@ def _tarinfo(name: str, w: Walked, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-def _marker(name: str) -> tarfile.TarInfo:
+def _marker(name: str, mode: int, st: os.stat_result) -> tarfile.TarInfo:
+    """An empty regular file that stands for a whiteout, as Docker's overlay2 writes it: the same
+    headers make the same layer digest for the same change (mtime aside)."""
     info = tarfile.TarInfo(name)
-    info.mode = 0o644
+    info.mode = mode
+    info.uid, info.gid = st.st_uid, st.st_gid
     return info
 
 

@@ -182,11 +182,14 @@ class Rtnl:
 
         Returns the host end's ifindex.
         """
-        peer_info = {"attrs": [("IFLA_IFNAME", peer), ("IFLA_ADDRESS", peer_mac),
+        # txqueuelen 0 on both ends, as Docker makes its pairs (`ip link` shows no qlen): a veth
+        # has no queue of its own (noqueue), so the kernel's default of 1000 only misleads
+        peer_info = {"attrs": [("IFLA_IFNAME", peer), ("IFLA_ADDRESS", peer_mac), ("IFLA_TXQLEN", 0),
                                ("IFLA_NET_NS_FD", peer_netns_fd)]}
         info = {"attrs": [("IFLA_INFO_KIND", "veth"),
                           ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer_info)]})]}
-        self.request(self._ifinfmsg(up=True, IFLA_IFNAME=name, IFLA_MASTER=master, IFLA_LINKINFO=info),
+        self.request(self._ifinfmsg(up=True, IFLA_IFNAME=name, IFLA_MASTER=master, IFLA_TXQLEN=0,
+                                    IFLA_LINKINFO=info),
                      RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
         return socket.if_nametoindex(name)
 

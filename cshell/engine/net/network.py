@@ -361,7 +361,7 @@ class Network:
         ``drop_bridge``, so a foreground `run` does not wait for it.
         """
         leases = self.leases.of(cid)
-        if not leases and not (drop_bridge and self.bridge_exists() and not self.leases.all()):
+        if not leases and not (drop_bridge and self.bridge_left() and not self.leases.all()):
             return False
         with self.locked():
             for lease in self.leases.of(cid):
@@ -370,8 +370,13 @@ class Network:
                 self.drop_bridge_if_unused()
         return True
 
+    def bridge_left(self) -> bool:
+        """The bridge, or its rules: a removal cut short (a killed shim) deleted the link but
+        not the rules, which bridge.json still names."""
+        return self.bridge_exists() or (self.dir / "bridge.json").exists()
+
     def drop_bridge(self) -> None:
-        if self.bridge_exists() and not self.leases.all():
+        if self.bridge_left() and not self.leases.all():
             with self.locked():
                 self.drop_bridge_if_unused()
 
@@ -398,12 +403,8 @@ class Network:
         """Call under the lock: no lease left means no container is on the bridge."""
         if self.leases.all():
             return
-        if self.bridge_exists():
-            from cshell.engine.net.netlink import Rtnl
-
-            trace.step(f"ip link del {self.bridge}  # its last container is gone")
-            with contextlib.suppress(OSError), Rtnl() as rt:
-                rt.delete_link(socket.if_nametoindex(self.bridge))
+        # the rules first, then the link: cut short here (a killed shim, a removed state root),
+        # a link is left that `bridge_exists` finds again, never a rule that nothing names
         marker = self.dir / "bridge.json"
         if marker.exists():
             from cshell.engine.net import portmap
@@ -415,6 +416,12 @@ class Network:
                     Path("/proc/sys/net/ipv4/ip_forward").write_text(was)
             portmap.remove(self.tag)
             marker.unlink()
+        if self.bridge_exists():
+            from cshell.engine.net.netlink import Rtnl
+
+            trace.step(f"ip link del {self.bridge}  # its last container is gone")
+            with contextlib.suppress(OSError), Rtnl() as rt:
+                rt.delete_link(socket.if_nametoindex(self.bridge))
 
     def reconcile(self, running: Any, rules: bool = False) -> list[str]:
         """Release leases whose container is gone or stopped (a killed shim); drop an unused bridge;
@@ -438,7 +445,7 @@ class Network:
             fixed += self.sweep(rules)
         except (CShellError, OSError) as e:
             errors.append(f"stray veths/rules: {reason(e)}")
-        if self.bridge_exists() and not self.leases.all():
+        if self.bridge_left() and not self.leases.all():
             try:
                 self.drop_bridge()
                 fixed.append(f"bridge {self.bridge}")
@@ -504,7 +511,7 @@ def bridge_rules(bridge: str, tag: str, subnet: str, masquerade: bool, forward_f
     """{table: rules} for the bridge itself (removed with it)."""
     comment = f"-m comment --comment {tag}"
     nat, flt = [], []
-    if forward_filtered:  # br_netfilter + a DROP policy would cut container from container
+    if forward_filtered:  # br_netfilter + a DROP policy (Docker's, now or later) would cut container from container
         flt.append(f"-I FORWARD -i {bridge} -o {bridge} {comment} -j ACCEPT")
     if masquerade:  # containers -> the host's networks, with the host's address as source
         nat.append(f"-A POSTROUTING -s {subnet} ! -o {bridge} {comment} -j MASQUERADE")
@@ -557,17 +564,10 @@ def _bridge_error(name: str, e: OSError) -> CShellError:
 
 
 def _forward_filtered() -> bool:
-    """Bridged packets pass iptables (br_netfilter) and FORWARD's policy is not ACCEPT."""
-    try:
-        if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() != "1":
-            return False
-    except OSError:
-        return False
+    """Whether bridged packets may meet a FORWARD policy of DROP, now or while the bridge lives:
+    whenever iptables is here. Docker, started after our bridge, sets the policy to DROP and
+    loads br_netfilter (bridge-nf-call-iptables=1), which would cut container from container;
+    so, as Docker does for its own bridge, the bridge's ACCEPT rule goes in from the start."""
     import shutil
-    import subprocess
 
-    iptables = shutil.which("iptables", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    if iptables is None:
-        return False
-    out = subprocess.run([iptables, "-w", "-S", "FORWARD"], capture_output=True, text=True, check=False).stdout
-    return "-P FORWARD ACCEPT" not in out.splitlines()
+    return shutil.which("iptables-restore", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is not None
