@@ -50,6 +50,7 @@ from cshell.engine.state import (
     mounts_below,
     new_id,
     now,
+    parse_time,
     read_json,
     write_json,
 )
@@ -66,6 +67,8 @@ from cshell.errors import (
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
+    from cshell.engine.container.logs import LogOptions
+    from cshell.engine.container.top import Top
     from cshell.engine.image.store import Image, Store
 
 LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
@@ -132,6 +135,7 @@ class ExecOptions:
     env_file: list[str] = factory(list)
     workdir: str | None = None
     user: str | None = None  # -u: None is the container's user
+    privileged: bool = False  # --privileged: every capability and no seccomp filter, for this process only
 
 
 class Container:
@@ -175,14 +179,23 @@ class Container:
 
     @property
     def status(self) -> str:
+        """created, running, paused or exited: docker's words, checked against the kernel."""
         status = self.state.get("status", "created")
-        if status == "running" and not self.alive():
-            return "exited"  # the truth, even before anyone recorded it
+        if status == "running":
+            if not self.alive():
+                return "exited"  # the truth, even before anyone recorded it
+            if cgroups.is_frozen(self.id):
+                return "paused"  # whoever froze it: `pause`, or a `commit --pause` right now
         return status
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        """Its PID 1 is alive, paused or not (docker: a paused container is still Running)."""
+        return self.status in ("running", "paused")
+
+    @property
+    def paused(self) -> bool:
+        return self.status == "paused"
 
     def reload_state(self) -> dict[str, Any]:
         """state.json as it is now (a shim writes it while we look); the last known if it is gone."""
@@ -237,15 +250,16 @@ class Container:
         """Docker's `inspect` shape, for the fields cshell has."""
         cfg, st, plan = self.config, self.state, self.rootfs_plan()
         status = self.status
+        running = status in ("running", "paused")
         return docker_order({
             "Id": self.id,
             "Created": cfg["created"],
             "Path": cfg["argv"][0],
             "Args": cfg["argv"][1:],
             "State": {
-                "Status": status, "Running": status == "running", "Paused": False,
+                "Status": status, "Running": running, "Paused": status == "paused",
                 "Restarting": False, "OOMKilled": bool(st.get("oom_killed")), "Dead": False,
-                "Pid": self.pid if status == "running" else 0,
+                "Pid": self.pid if running else 0,
                 "ExitCode": st.get("exit_code", 0), "Error": st.get("error", ""),
                 "StartedAt": st.get("started_at", "0001-01-01T00:00:00Z"),
                 "FinishedAt": st.get("finished_at", "0001-01-01T00:00:00Z"),
@@ -277,7 +291,7 @@ class Container:
                 "WorkingDir": cfg["workdir"], "Entrypoint": cfg.get("entrypoint"),
                 **({"Healthcheck": cfg["healthcheck"]} if cfg.get("healthcheck") else {}),
             },
-            "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
+            "NetworkSettings": network_settings(st.get("network") if running else None),
         })
 
 
@@ -523,12 +537,13 @@ class Runtime:
             if name not in taken:
                 return name
 
-    def launch(self, c: Container, attached: bool) -> Launch:
-        """Fork the shim (twice, so no shell is its parent) and wait until PID 1 runs."""
+    def launch(self, c: Container, attached: bool, stdin: bool | None = None) -> Launch:
+        """Fork the shim (twice, so no shell is its parent) and wait until PID 1 runs.
+        ``stdin``: pass ours to a -i container (default: when attached; start -a: only with -i)."""
         channel, status_w, trace_w = open_channel()
         io = ShimIO(status_w=status_w, trace_w=trace_w, attached=attached)
         launch = Launch(c, channel)
-        tty, interactive = c.config["tty"], c.config["interactive"] and attached
+        tty, interactive = c.config["tty"], c.config["interactive"] and (attached if stdin is None else stdin)
         if tty:
             io.pty_master, io.pty_slave, io.pty_path = terminal.open_pty()
             launch.pty_master = io.pty_master
@@ -648,10 +663,25 @@ class Runtime:
         require_root()
         with file_lock(c.dir / ".start.lock"):
             c.state = c.reload_state()  # another start may have run it meanwhile
+            if c.paused:
+                raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
             if c.running:
                 return c  # docker start on a running container does nothing
             self.launch(c, attached=False).channel.close()
         return c
+
+    def start_attached(self, c: Container, stdin: bool = False) -> int:
+        """docker start -a [-i]: start it in the foreground and wait; its exit code."""
+        require_root()
+        with file_lock(c.dir / ".start.lock"):
+            c.state = c.reload_state()
+            if c.paused:
+                raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
+            if c.running:
+                raise Conflict(f"container {c.name} is already running: cshell cannot attach to it",
+                               f"`logs -f {c.name}` follows its output, `wait {c.name}` its exit")
+            launch = self.launch(c, attached=True, stdin=stdin)
+        return self.wait_attached(launch)
 
     def run(self, opts: RunOptions) -> tuple[Container, int | None]:
         """docker run: create, start, and (unless detached) wait and return the exit code."""
@@ -689,10 +719,74 @@ class Runtime:
     # -- stop and remove -------------------------------------------------------------
 
     def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
+        """The signal to PID 1; a paused container is thawed after it, as docker does, so the
+        signal is acted on (a frozen process acts on none, not even SIGKILL on cgroup v1)."""
         if c.alive():
+            paused = cgroups.is_frozen(c.id)
             trace.step(f"kill({c.pid}, {signal.Signals(sig).name})")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(c.pid, sig)
+            if paused:
+                with contextlib.suppress(OSError):  # the group may be gone with the container
+                    cgroups.thaw(c.id)
+
+    def top(self, c: Container, ps_args: list[str]) -> Top:
+        """docker top: the host's ps of the container's processes, with their PIDs inside it."""
+        from cshell.engine.container.top import top
+
+        if not c.alive():
+            raise Conflict(f"container {c.name} is not running", f"`ps -a` shows its state; start it first: start {c.name}")
+        return top(c.id, ps_args)
+
+    def rename(self, c: Container, new: str) -> None:
+        """docker rename: config.json's name, under the state root's lock (names are unique)."""
+        require_root()
+        if not NAME_RE.match(new):
+            raise UsageError(f"invalid container name {new!r}",
+                             "names use letters, digits and _ . - and start with a letter or digit")
+        if new == c.name:
+            raise UsageError("renaming a container with the same name as its current name",
+                             "give it a different name")
+        with self.root.locked():
+            if new in self._taken_names():
+                raise Conflict(f'the container name "{new}" is already in use', f"choose another, or remove it (rm -f {new})")
+            c.config = read_json(c.dir / "config.json")  # as it is now
+            trace.step(f"# config.json: name {c.config['name']} -> {new}")
+            c.config["name"] = new
+            write_json(c.dir / "config.json", c.config)
+
+    @staticmethod
+    def published_ports(c: Container) -> list[tuple[str, str]]:
+        """docker port: ("80/tcp", "0.0.0.0:8080") for each published port while it runs, by port."""
+        if not c.running:
+            return []
+        ports = (c.state.get("network") or {}).get("ports", [])
+        return [(f"{p['ctr_port']}/{p['proto']}", f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port']}")
+                for p in sorted(ports, key=lambda p: (p["ctr_port"], p["proto"]))]
+
+    def restart(self, c: Container, timeout: float = 10) -> None:
+        """docker restart: stop (SIGTERM, SIGKILL after the grace time), then start."""
+        self.stop(c, timeout)
+        c.state = c.reload_state()
+        self.start(c)
+
+    # -- pause ------------------------------------------------------------------------
+
+    def pause(self, c: Container) -> None:
+        """docker pause: freeze the container's cgroup; its processes stop where they are."""
+        require_root()
+        if not c.alive():
+            raise Conflict(f"container {c.name} is not running", f"`ps -a` shows its state; start it first: start {c.name}")
+        if c.paused:
+            raise Conflict(f"container {c.name} is already paused", f"unpause {c.name} lets it run again")
+        cgroups.freeze(c.id)
+
+    def unpause(self, c: Container) -> None:
+        """docker unpause: thaw the container's cgroup."""
+        require_root()
+        if not c.paused:
+            raise Conflict(f"container {c.name} is not paused", "`ps` shows (Paused) after a paused container's status")
+        cgroups.thaw(c.id)
 
     def wait(self, c: Container) -> int:
         """docker wait: block until the container is not running; its exit code."""
@@ -778,6 +872,8 @@ class Runtime:
         for pid in cgroups.processes(c.id):  # e.g. an `exec` helper still joining
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            cgroups.thaw(c.id)  # a paused container acts on no signal until thawed
         wait_pid_exit(c.pid, 5)
 
     @staticmethod
@@ -789,6 +885,9 @@ class Runtime:
     def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         require_root()
         if c.alive():
+            if not force and c.paused:
+                raise Conflict(f"cannot remove a paused container {c.name}",
+                               f"unpause and stop it first, or force it: rm -f {c.name}")
             if not force:
                 raise Conflict(f"container {c.name} is running",
                                f"stop it first (stop {c.name}) or force it: rm -f {c.name}")
@@ -878,7 +977,15 @@ class Runtime:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def logs(self, c: Container, follow: bool = False) -> Iterator[bytes]:
+    def logs(self, c: Container, follow: bool = False, opts: LogOptions | None = None) -> Iterator[bytes]:
+        """docker logs: the raw log as it grows, or lines (--tail, -t, --since: see logs.py)."""
+        if opts is not None and opts.by_lines:
+            from cshell.engine.container.logs import lines
+
+            started = int(parse_time(c.state.get("started_at", "")) * 1e9)
+            yield from lines(c.log_path, opts, started, c.alive)
+            return
+        follow = follow or bool(opts and opts.follow)
         try:
             f = open(c.log_path, "rb")  # noqa: SIM115 - closed in finally below
         except FileNotFoundError:
@@ -904,14 +1011,23 @@ class Runtime:
         require_root()
         if not c.alive():
             raise Conflict(f"container {c.name} is not running", f"start it first: start {c.name}")
+        if c.paused:
+            raise Conflict(f"container {c.name} is paused, unpause the container before exec",
+                           f"unpause {c.name}")
         env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], user_env(opts.env_file, opts.env))
         config = c.config if opts.user is None else {**c.config, "user": opts.user}
         if opts.user:
             from cshell.engine.container.users import check_spec
 
             check_spec(opts.user)
+        security = security_plan(config, self.root.path)  # the container's confinement
+        if opts.privileged:  # docker exec --privileged: every capability; the seccomp filter and mounts stay
+            from cshell.engine.kernel import caps as capmod
+
+            every = capmod.effective_set([], [], True)
+            security.caps, security.caps_text = capmod.mask(every), capmod.short(every)
         spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty,
-                           security=security_plan(config, self.root.path))  # the container's confinement
+                           security=security)
         kinds = [k for k in namespaces.JOINABLE if k != "user"]
         return spawn_joined(c.pid, kinds, spec, cgroup_of=c.id, interactive=opts.interactive)
 

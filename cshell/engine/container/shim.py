@@ -262,6 +262,7 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> LogResult
         log: int | None = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     except OSError as e:
         log, result.error = None, reason(e)
+    times = _open_times(log_path)
     while outputs:
         ready, _, _ = select.select(list(outputs), [], [])
         for fd in ready:
@@ -273,21 +274,33 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> LogResult
                 os.close(fd)
                 del outputs[fd]
                 continue
-            _append_log(log, data, result)
+            _append_log(log, data, result, times)
             if attached:
                 try:
                     os.write(outputs[fd], data)
                 except OSError:
                     attached = False  # the terminal went away; keep logging
-    if log is not None:
-        os.close(log)
+    for fd in (log, times):
+        if fd is not None:
+            os.close(fd)
     return result
 
 
-def _append_log(log: int | None, data: bytes, result: LogResult) -> None:
+def _open_times(log_path) -> int | None:  # noqa: ANN001 - a Path
+    """log.times: "OFFSET NANOSECONDS" for each chunk of the log, for `logs -t` and `--since`."""
+    try:
+        return os.open(f"{log_path}.times", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError:
+        return None
+
+
+def _append_log(log: int | None, data: bytes, result: LogResult, times: int | None = None) -> None:
     written = 0
     if log is not None:
         try:
+            if times is not None:  # where this chunk starts, and when it came
+                with contextlib.suppress(OSError):
+                    os.write(times, f"{os.lseek(log, 0, os.SEEK_END)} {time.time_ns()}\n".encode())
             written = os.write(log, data)
         except OSError as e:
             result.error = reason(e)
