@@ -249,9 +249,12 @@ def test_create_then_start_attached(cshell: Cshell, state_root: Path) -> None:
     proc = cshell("start", "-i", "cat", input="piped\n")
     assert proc.returncode == 0 and proc.stdout == "piped\n", proc
     refused(cshell("start", "-a", "c", "cat"), "multiple containers")
+    ok(cshell("run", "-d", "--name", "r", "busybox", "sh", "-c", "echo early; sleep 1; echo late; exit 4"))
+    proc = cshell("start", "-a", "r")  # running already: what it writes from now on, then its status
+    assert proc.returncode == 4 and proc.stdout == "late\n", proc
     refused(cshell("create", "--name", "c", "busybox", "true"), "already in use")
     refused(cshell("create", "nosuchimage"), status=1)
-    ok(cshell("rm", "c", "cat"))
+    ok(cshell("rm", "c", "cat", "r"))
 
 
 def test_logs_tail_timestamps_since(cshell: Cshell) -> None:

@@ -444,7 +444,9 @@ def stop(ctx: Context, args: SimpleNamespace) -> int:
     details="""
 The writable layer is kept: files written before are still there. With -a (or -i)
 the start is like `run` in the foreground: the output comes to you, Ctrl-C goes to
-its PID 1, and cshell exits with the container's status.""",
+its PID 1, and cshell exits with the container's status. `start -a` of a container
+that runs already shows what it writes from then on (read from its log: stdout and
+stderr together, no stdin) and its exit status.""",
 )
 def start(ctx: Context, args: SimpleNamespace) -> int:
     if args.attach or args.interactive:
@@ -452,6 +454,10 @@ def start(ctx: Context, args: SimpleNamespace) -> int:
             raise UsageError("you cannot start and attach multiple containers at once", "start them one by one")
         container = ctx.runtime.get(args.containers[0])
         code = ctx.runtime.start_attached(container, stdin=args.interactive)
+        if code is None:  # running already: its output from now on, then its exit status
+            for chunk in ctx.runtime.attach_output(container):
+                ctx.out.raw(chunk)
+            code = ctx.runtime.wait(container)
         container.state = container.reload_state()
         if note := container.log_note():
             ctx.out.note(note)

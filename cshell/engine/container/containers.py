@@ -670,18 +670,27 @@ class Runtime:
             self.launch(c, attached=False).channel.close()
         return c
 
-    def start_attached(self, c: Container, stdin: bool = False) -> int:
-        """docker start -a [-i]: start it in the foreground and wait; its exit code."""
+    def start_attached(self, c: Container, stdin: bool = False) -> int | None:
+        """docker start -a [-i]: start it in the foreground and wait; its exit code. None: it
+        was running already (docker attaches then: follow attach_output, then wait)."""
         require_root()
         with file_lock(c.dir / ".start.lock"):
             c.state = c.reload_state()
             if c.paused:
                 raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
             if c.running:
-                raise Conflict(f"container {c.name} is already running: cshell cannot attach to it",
-                               f"`logs -f {c.name}` follows its output, `wait {c.name}` its exit")
+                return None
             launch = self.launch(c, attached=True, stdin=stdin)
         return self.wait_attached(launch)
+
+    def attach_output(self, c: Container) -> Iterator[bytes]:
+        """What a running container writes from now until it exits. cshell's shim keeps no
+        attach socket: this follows its log from the current end."""
+        try:
+            offset = c.log_path.stat().st_size
+        except FileNotFoundError:
+            offset = 0
+        yield from self.logs(c, follow=True, start=offset)
 
     def run(self, opts: RunOptions) -> tuple[Container, int | None]:
         """docker run: create, start, and (unless detached) wait and return the exit code."""
@@ -977,7 +986,8 @@ class Runtime:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def logs(self, c: Container, follow: bool = False, opts: LogOptions | None = None) -> Iterator[bytes]:
+    def logs(self, c: Container, follow: bool = False, opts: LogOptions | None = None,
+             start: int = 0) -> Iterator[bytes]:
         """docker logs: the raw log as it grows, or lines (--tail, -t, --since: see logs.py)."""
         if opts is not None and opts.by_lines:
             from cshell.engine.container.logs import lines
@@ -991,6 +1001,7 @@ class Runtime:
         except FileNotFoundError:
             return
         try:
+            f.seek(start)
             while True:
                 data = f.read(65536)
                 if data:
