@@ -284,3 +284,39 @@ def test_exec_privileged(cshell: Cshell) -> None:
     assert ok(cshell("exec", "-w", "/tmp", "-e", "X=1", "-u", "1000", "web", "sh", "-c", "echo $PWD $X $(id -u)")) \
         == "/tmp 1 1000\n"
     ok(cshell("rm", "-f", "web"))
+
+
+# -- run --restart ----------------------------------------------------------------------------
+
+
+def test_restart_policies_kept_by_the_shim(cshell: Cshell, state_root: Path) -> None:
+    cid = ok(cshell("run", "-d", "--name", "of", "--restart", "on-failure:2", "busybox", "sh", "-c",
+                    "echo run >> /runs; exit 3")).strip()
+    data = inspect(cshell, "of")
+    assert data["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert wait_for(lambda: (lambda d: d["State"]["Status"] == "exited" and d["RestartCount"] == 2)(
+        inspect(cshell, "of")), timeout=15), inspect(cshell, "of")
+    time.sleep(0.5)
+    assert (state_root / "containers" / cid / "rw" / "runs").read_text() == "run\n" * 3  # the first run + 2
+    assert inspect(cshell, "of")["State"]["ExitCode"] == 3
+
+    ok(cshell("run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true"))
+    time.sleep(1)
+    assert inspect(cshell, "ok")["RestartCount"] == 0  # on-failure: exit 0 is no failure
+
+    ok(cshell("run", "-d", "--name", "al", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2"))
+    assert wait_for(lambda: inspect(cshell, "al")["RestartCount"] >= 2, timeout=15)
+    ok(cshell("stop", "-t", "1", "al"))  # stopped by the user: the policy does not bring it back
+    count = inspect(cshell, "al")["RestartCount"]
+    time.sleep(2)
+    data = inspect(cshell, "al")
+    assert (data["State"]["Status"], data["RestartCount"]) == ("exited", count), data["State"]
+    ok(cshell("rm", "of", "ok", "al"))
+
+
+def test_restart_policy_bad_input(cshell: Cshell) -> None:
+    refused(cshell("run", "--restart", "sometimes", "busybox", "true"), "invalid restart policy", status=125)
+    refused(cshell("run", "--restart", "always:3", "busybox", "true"), "retry count", status=125)
+    refused(cshell("run", "--restart", "on-failure:x", "busybox", "true"), "not a number", status=125)
+    refused(cshell("run", "--rm", "--restart", "always", "busybox", "true"), "conflicting options", status=125)
+    assert ok(cshell("ps", "-aq")) == ""

@@ -170,6 +170,8 @@ def _check_tty(args: SimpleNamespace) -> None:
 RUN_OPTIONS = (  # run's and create's
     INTERACTIVE, TTY,
     Opt(("--rm",), "remove the container when it exits"),
+    Opt(("--restart",), "no (default), on-failure[:N], always or unless-stopped: its shim starts it "
+        "again when it exits", "POLICY"),
     Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
     ENV, ENV_FILE, WORKDIR,
     Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker): "
@@ -241,6 +243,13 @@ Other machines reach the port when the host forwards (`net.ipv4.ip_forward=1`);
 containers reach beyond the host only with masquerading, off by default
 (`net config masquerade=on`).
 
+`--restart` (docker's policies): `on-failure[:N]` starts it again when it exits
+with a status other than 0 (at most N times), `always` and `unless-stopped`
+whatever its status (the same thing here: cshell has no daemon to restart). Its
+shim does it, after docker's backoff (100 ms, doubled each time): a new PID 1,
+the same writable layer; `inspect` counts them in .RestartCount and `ps` shows
+`Restarting (3) 1 second ago` meanwhile. `stop`, `kill` and `rm -f` end it for good.
+
 """ + LIMITS_HELP + "\n\n" + VOLUMES_HELP + "\n\n" + SECURITY_HELP + "\n\n" + HEALTH_HELP,
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
@@ -264,7 +273,7 @@ def _run_options(args: SimpleNamespace, detach: bool) -> RunOptions:
                       domainname=args.domainname,
                       network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
-                      read_only=args.read_only, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
+                      read_only=args.read_only, restart=args.restart, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
                       privileged=args.privileged, security_opt=args.security_opt,
                       **{k: getattr(args, k) for k in LIMIT_FIELDS}, **_health(args))
 

@@ -12,7 +12,7 @@ from cshell.engine.container.containers import Container
 from cshell.engine.container.top import CTR_PID, Top
 from cshell.engine.state import parse_time
 
-STATUS_STYLE = {"running": "green", "paused": "cyan", "exited": "dim", "created": "yellow"}
+STATUS_STYLE = {"running": "green", "paused": "cyan", "restarting": "yellow", "exited": "dim", "created": "yellow"}
 
 
 def human_duration(seconds: float) -> str:
@@ -35,6 +35,9 @@ def status_text(c: Container) -> str:
     if status in ("running", "paused"):
         up = f"Up {human_duration(now - parse_time(c.state.get('started_at', '')))}"
         return up + (" (Paused)" if status == "paused" else _health_suffix(c.health()))  # docker's
+    if status == "restarting":  # docker's words while the policy waits to start it again
+        finished = parse_time(c.state.get("finished_at", ""))
+        return f"Restarting ({c.state.get('exit_code', 0)}) {human_duration(now - finished)} ago"
     if status == "exited":
         finished = parse_time(c.state.get("finished_at", ""))
         ago = f" {human_duration(now - finished)} ago" if finished else ""

@@ -94,6 +94,18 @@ MORE = {
     # caps: operation not permitted"), so there is nothing to compare with; tests/test_lifecycle.py checks it.
 }
 
+RESTART = {
+    "restart-policy": Case("inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}' rr",
+                           setup=(f"run -d --name rr --restart on-failure:2 {BB} true",)),
+    "restart-policy-default": Case("inspect -f '{{.HostConfig.RestartPolicy.Name}}' rr", setup=(f"run --name rr {BB} true",)),
+    "restart-count": Case("inspect -f '{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}' rr",
+                          setup=(f"run -d --name rr --restart on-failure:2 {BB} sh -c 'exit 3'", f"run --rm {BB} sleep 3")),
+    "restart-no-on-success": Case("inspect -f '{{.RestartCount}}' rr",
+                                  setup=(f"run -d --name rr --restart on-failure {BB} true", f"run --rm {BB} sleep 1")),
+    "restart-bad-policy": Case(f"run --restart sometimes {BB} true", view="status"),
+    "restart-with-rm": Case(f"run --rm --restart always {BB} true", view="exit"),
+}
+
 FIVE = (f"run --name ll {BB} sh -c 'for i in 1 2 3 4 5; do echo line$i; done'",)
 LOGS = {
     "logs-tail": Case("logs --tail 2 ll", setup=FIVE),
@@ -136,6 +148,11 @@ def test_cp(engines: Engines, case: Case) -> None:
 
 @pytest.mark.parametrize("case", cases(MORE))
 def test_more(engines: Engines, case: Case) -> None:
+    compare(engines, case)
+
+
+@pytest.mark.parametrize("case", cases(RESTART))
+def test_restart_policy(engines: Engines, case: Case) -> None:
     compare(engines, case)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import trace
-from cshell.engine.container import health
+from cshell.engine.container import health, restart
 from cshell.engine.container.environment import check_variable, merge_env, user_env
 from cshell.engine.container.init import ProcessSpec
 from cshell.engine.container.joining import spawn_joined
@@ -122,6 +122,7 @@ class RunOptions:
     cap_drop: list[str] = factory(list)
     privileged: bool = False
     security_opt: list[str] = factory(list)
+    restart: str | None = None  # --restart no|on-failure[:N]|always|unless-stopped (restart.py)
     healthcheck: dict[str, Any] | None = None  # --health-*: docker's Healthcheck keys over the image's
     no_healthcheck: bool = False  # --no-healthcheck
 
@@ -186,6 +187,8 @@ class Container:
                 return "exited"  # the truth, even before anyone recorded it
             if cgroups.is_frozen(self.id):
                 return "paused"  # whoever froze it: `pause`, or a `commit --pause` right now
+        if status == "restarting" and not self.shim_alive():
+            return "exited"  # its shim died waiting to restart it
         return status
 
     @property
@@ -258,7 +261,7 @@ class Container:
             "Args": cfg["argv"][1:],
             "State": {
                 "Status": status, "Running": running, "Paused": status == "paused",
-                "Restarting": False, "OOMKilled": bool(st.get("oom_killed")), "Dead": False,
+                "Restarting": status == "restarting", "OOMKilled": bool(st.get("oom_killed")), "Dead": False,
                 "Pid": self.pid if running else 0,
                 "ExitCode": st.get("exit_code", 0), "Error": st.get("error", ""),
                 "StartedAt": st.get("started_at", "0001-01-01T00:00:00Z"),
@@ -272,8 +275,10 @@ class Container:
             "HostsPath": str(self.dir / "hosts"),
             "LogPath": str(self.log_path),
             "Name": "/" + self.name,
+            "RestartCount": int(st.get("restart_count") or 0),
             "HostConfig": {"AutoRemove": cfg["auto_remove"], "NetworkMode": cfg.get("network", "none"),
                            "PortBindings": _port_bindings(cfg.get("ports", [])),
+                           "RestartPolicy": cfg.get("restart") or {"Name": "no", "MaximumRetryCount": 0},
                            "PublishAllPorts": bool(cfg.get("publish_all")),
                            "ReadonlyRootfs": bool(cfg.get("read_only")),
                            **limits_host_config(cfg.get("limits") or {}),
@@ -439,6 +444,9 @@ class Runtime:
         for what, value in (("hostname", opts.hostname), ("domainname", opts.domainname)):
             if value:
                 check_uts_name(value, what)
+        restart_policy = restart.parse(opts.restart)
+        if restart_policy["Name"] != "no" and opts.auto_remove:
+            raise UsageError("conflicting options: --restart and --rm", "a container that restarts cannot remove itself: drop one")
         requested_env = user_env(opts.env_file, opts.env)
         mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
         security = security_settings(opts.cap_add, opts.cap_drop, opts.privileged, opts.security_opt, opts.user)
@@ -503,7 +511,7 @@ class Runtime:
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
                 "exposed": sorted(img_cfg.get("ExposedPorts") or {}),  # ps shows them unpublished: 80/tcp
                 "mounts": materialize(self.root, mount_specs),
-                "limits": limits, "init": opts.init, "read_only": opts.read_only,
+                "limits": limits, "init": opts.init, "read_only": opts.read_only, "restart": restart_policy,
                 "security": security, "user": opts.user if opts.user is not None else img_cfg.get("User") or "",
                 "healthcheck": health.config_for(img_cfg, opts.healthcheck, opts.no_healthcheck or opts.builder),
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
@@ -812,6 +820,7 @@ class Runtime:
         if not c.alive():
             raise Conflict(f"cannot kill container {c.name}: it is not running",
                            f"`ps -a` shows its state; start it first: start {c.name}")
+        _stopped_by_user(c)
         self.kill(c, sig)
         if sig == signal.SIGKILL:
             wait_pid_exit(c.pid, 5)
@@ -820,6 +829,7 @@ class Runtime:
     def stop(self, c: Container, timeout: float = 10) -> None:
         """docker stop: SIGTERM, then SIGKILL after ``timeout`` seconds (PID 1 may ignore TERM)."""
         require_root()
+        _stopped_by_user(c)  # no restart policy brings it back (nor one waiting to)
         if c.alive():
             self.kill(c, signal.SIGTERM)
             if not wait_pid_exit(c.pid, timeout if 0 <= timeout < 1e9 else None):  # -1: forever, as docker
@@ -893,6 +903,8 @@ class Runtime:
 
     def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         require_root()
+        if force:
+            _stopped_by_user(c)
         if c.alive():
             if not force and c.paused:
                 raise Conflict(f"cannot remove a paused container {c.name}",
@@ -1050,6 +1062,15 @@ class Runtime:
         if owner is not None:  # a container's PID 1: the program is confined as the container is
             spec.security = security_plan(owner.config, self.root.path)
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
+
+
+def _stopped_by_user(c: Container) -> None:
+    """Note in state.json that the user stopped it: its shim must not restart it (--restart)."""
+    if (c.config.get("restart") or {}).get("Name", "no") == "no":
+        return
+    with contextlib.suppress(OSError, ValueError):
+        c.state = c.reload_state()
+        c.save_state(stopped_by_user=True)
 
 
 def _check_image_env(ref: str, img_cfg: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from cshell.engine import trace
 from cshell.engine.container import health, init
+from cshell.engine.container import restart as restart_policy
 from cshell.engine.container.rootfs import RootfsPlan
 from cshell.engine.kernel import syscalls as sc
 from cshell.engine.kernel.processes import exit_code_of, process_start_time, report
@@ -194,7 +195,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         report(io.status_w, f"error {code}\t{message}")
         return 0
 
-    state.update(status="running", pid=pid, pid_start=pid_start,
+    state.update(status="running", pid=pid, pid_start=pid_start, stopped_by_user=False,
                  shim_pid=os.getpid(), shim_start=process_start_time(os.getpid()), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
@@ -207,6 +208,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     log = _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
     exit_code = exit_code_of(status)
+    again = _restart_wanted(container, exit_code)
     if checker is not None:
         with contextlib.suppress(Exception):
             checker.stop()
@@ -217,15 +219,51 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     _release(network, container.id, net, drop_bridge=False)
     with contextlib.suppress(CShellError, OSError):
         cgroups.remove(container.id)
-    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={}, oom_killed=oom,
-                 **log.state())
+    state.update(status="restarting" if again else "exited", exit_code=exit_code, finished_at=now(), pid=0,
+                 network={}, oom_killed=oom, **log.state())
     if container.config.get("auto_remove"):
         container.delete_files(volumes=True)  # docker's --rm takes the anonymous volumes too
     report(io.status_w, f"exit {exit_code}")
-    if net.mode == "bridge":  # slow (~50 ms): nobody waits for it
+    if again:
+        _restart(container, state)
+    elif net.mode == "bridge":  # slow (~50 ms): nobody waits for it
         with contextlib.suppress(CShellError, OSError):
             network.drop_bridge()
     return 0
+
+
+def _restart_wanted(container, exit_code: int) -> bool:  # noqa: ANN001 - a containers.Container
+    """--restart: the policy, the restarts so far, and whether the user stopped it (read now:
+    `stop`, `kill` and `rm -f` note it in state.json before their signal)."""
+    policy = container.config.get("restart") or {}
+    if (policy.get("Name") or "no") == "no":
+        return False
+    on_disk = container.reload_state()
+    return restart_policy.wanted(policy, exit_code, int(on_disk.get("restart_count") or 0),
+                                 bool(on_disk.get("stopped_by_user")))
+
+
+def _restart(container, state: StateWriter) -> None:  # noqa: ANN001 - a containers.Container
+    """Wait docker's backoff, then start the container again (a new shim), unless the user stopped
+    or removed it meanwhile. Our children would be born in PID 1's dead pid namespace: setns back
+    to our own first."""
+    count = int(container.reload_state().get("restart_count") or 0)
+    time.sleep(restart_policy.delay(count))
+    if not container.dir.is_dir():
+        return  # removed meanwhile
+    on_disk = container.reload_state()
+    if on_disk.get("stopped_by_user") or on_disk.get("status") != "restarting":
+        return
+    state.update(restart_count=count + 1)
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    sc.setns(own, sc.CLONE_NEWPID)
+    os.close(own)
+    from cshell.engine.container.containers import Container, Runtime  # here: containers imports us
+
+    try:
+        Runtime(StateRoot(container.dir.parent.parent), fetch=None).start(Container(container.dir))
+    except (CShellError, OSError) as e:
+        state.update(status="exited", error=f"restart failed: {reason(e)}")
 
 
 def _wire(network: Network, net: NetPlan, netns: InitNetns | None, pid: int) -> str:
