@@ -582,7 +582,7 @@ class Runtime:
             if os.fork() == 0:
                 keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave, *net.fds()}
                 close_all_but({fd for fd in keep if fd is not None})
-                run_shim(c, spec, plan, io, net)
+                run_shim(c, spec, plan, io, net, start_again=lambda: self.start(Container(c.dir)))
             os._exit(0)
         os.waitpid(middle, 0)
         net.close_fds()  # the shim holds them now (the reserved ports, the joined namespace)

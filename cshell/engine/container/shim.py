@@ -18,6 +18,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 from cshell.engine import trace
@@ -114,17 +115,20 @@ def _detach_from_shell(io: ShimIO) -> None:
         os.close(devnull)
 
 
-def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan) -> NoReturn:
-    """Never returns: the process exits when the container has ended."""
+def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan,
+             start_again: Callable[[], None] | None = None) -> NoReturn:
+    """Never returns: the process exits when the container has ended (and, for --restart, once
+    ``start_again`` has started it again: the runtime's start, handed down by the caller)."""
     code = 1
     try:
-        code = _monitor(container, spec, plan, io, net)
+        code = _monitor(container, spec, plan, io, net, start_again)
     except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
         report(io.status_w, f"error 125\tshim failed: {reason(e)}")
     os._exit(code)
 
 
-def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan) -> int:
+def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan,
+             start_again: Callable[[], None] | None) -> int:
     _detach_from_shell(io)
     trace.set_listener(None)  # the shell's listener is not ours to call
     trace.forward_to(io.trace_w)
@@ -224,8 +228,8 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     if container.config.get("auto_remove"):
         container.delete_files(volumes=True)  # docker's --rm takes the anonymous volumes too
     report(io.status_w, f"exit {exit_code}")
-    if again:
-        _restart(container, state)
+    if again and start_again is not None:
+        _restart(container, state, start_again)
     elif net.mode == "bridge":  # slow (~50 ms): nobody waits for it
         with contextlib.suppress(CShellError, OSError):
             network.drop_bridge()
@@ -243,7 +247,7 @@ def _restart_wanted(container, exit_code: int) -> bool:  # noqa: ANN001 - a cont
                                  bool(on_disk.get("stopped_by_user")))
 
 
-def _restart(container, state: StateWriter) -> None:  # noqa: ANN001 - a containers.Container
+def _restart(container, state: StateWriter, start_again: Callable[[], None]) -> None:  # noqa: ANN001
     """Wait docker's backoff, then start the container again (a new shim), unless the user stopped
     or removed it meanwhile. Our children would be born in PID 1's dead pid namespace: setns back
     to our own first."""
@@ -258,10 +262,8 @@ def _restart(container, state: StateWriter) -> None:  # noqa: ANN001 - a contain
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     sc.setns(own, sc.CLONE_NEWPID)
     os.close(own)
-    from cshell.engine.container.containers import Container, Runtime  # here: containers imports us
-
     try:
-        Runtime(StateRoot(container.dir.parent.parent), fetch=None).start(Container(container.dir))
+        start_again()
     except (CShellError, OSError) as e:
         state.update(status="exited", error=f"restart failed: {reason(e)}")
 
