@@ -13,6 +13,7 @@ from cshell.commands import (  # noqa: F401  (registration)
     images,
     layers,
     lesson,
+    lifecycle,
     network,
     ns,
     remote,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from cshell.commands.context import Context, each_target
 from cshell.commands.registry import (
@@ -18,6 +19,9 @@ from cshell.commands.registry import (
     command,
 )
 from cshell.errors import UsageError
+
+if TYPE_CHECKING:
+    from cshell.engine.container.containers import RunOptions
 
 ENV = Opt(("-e", "--env"), "set an environment variable (K=V, or K to copy it from here)", "K=V", multi=True)
 ENV_FILE = Opt(("--env-file",), "read variables from a file: K=V or K lines, # comments (docker's format; "
@@ -163,36 +167,44 @@ def _check_tty(args: SimpleNamespace) -> None:
         raise UsageError("the input device is not a TTY", "drop -t (keep -i), or run from a terminal", status=1)
 
 
+RUN_OPTIONS = (  # run's and create's
+    INTERACTIVE, TTY,
+    Opt(("--rm",), "remove the container when it exits"),
+    Opt(("--restart",), "no (default), on-failure[:N], always or unless-stopped: its shim starts it "
+        "again when it exits", "POLICY"),
+    Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
+    ENV, ENV_FILE, WORKDIR,
+    Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker): "
+        "letters, digits, '-' in dot-separated labels, at most 64 characters", "NAME"),
+    Opt(("--domainname",), "NIS domain name inside (setdomainname(2)); /etc/hostname becomes "
+        "HOST.DOMAIN", "NAME"),
+    Opt(("-p", "--publish"), "publish a container port on the host: [IP:][HOSTPORT:]CTRPORT[/tcp|udp]",
+        "SPEC", multi=True),
+    Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
+    Opt(("--net", "--network"), "bridge (default), none, host, or container:NAME", "MODE",
+        complete=NETMODE),
+    Opt(("-v", "--volume"), "a volume or bind mount: /PATH (anonymous), NAME:/PATH, /HOST:/PATH, + :ro",
+        "SPEC", multi=True),
+    Opt(("--mount",), "type=bind|volume|tmpfs,source=…,target=…[,readonly]", "SPEC", multi=True),
+    Opt(("--tmpfs",), "a tmpfs at PATH[:size=64m] (noexec, nosuid, nodev)", "PATH", multi=True),
+    *LIMIT_OPTIONS,
+    Opt(("--init",), "run a tiny init (cshell-init) as PID 1: it forwards signals and reaps zombies"),
+    Opt(("--read-only",), "mount the container's root read-only (volumes, --tmpfs, /dev and /dev/shm stay writable)"),
+    *SECURITY_OPTIONS,
+    *HEALTH_OPTIONS,
+)
+RUN_POSITIONALS = (Pos("image", "the image to start from", complete=IMAGE),
+                   Pos("cmd", "the command and its arguments (default: the image's CMD)",
+                       optional=True, rest=True, complete=COMMAND))
+
+
 @command(
     "run", "create and start a container from an image",
     options=(
         Opt(("-d", "--detach"), "run in the background and print the container id"),
-        INTERACTIVE, TTY,
-        Opt(("--rm",), "remove the container when it exits"),
-        Opt(("--name",), "a name for the container (default: a random adjective_scientist)", "NAME"),
-        ENV, ENV_FILE, WORKDIR,
-        Opt(("-h", "--hostname"), "hostname inside (default: the short container id, as docker): "
-            "letters, digits, '-' in dot-separated labels, at most 64 characters", "NAME"),
-        Opt(("--domainname",), "NIS domain name inside (setdomainname(2)); /etc/hostname becomes "
-            "HOST.DOMAIN", "NAME"),
-        Opt(("-p", "--publish"), "publish a container port on the host: [IP:][HOSTPORT:]CTRPORT[/tcp|udp]",
-            "SPEC", multi=True),
-        Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
-        Opt(("--net", "--network"), "bridge (default), none, host, or container:NAME", "MODE",
-            complete=NETMODE),
-        Opt(("-v", "--volume"), "a volume or bind mount: /PATH (anonymous), NAME:/PATH, /HOST:/PATH, + :ro",
-            "SPEC", multi=True),
-        Opt(("--mount",), "type=bind|volume|tmpfs,source=…,target=…[,readonly]", "SPEC", multi=True),
-        Opt(("--tmpfs",), "a tmpfs at PATH[:size=64m] (noexec, nosuid, nodev)", "PATH", multi=True),
-        *LIMIT_OPTIONS,
-        Opt(("--init",), "run a tiny init (cshell-init) as PID 1: it forwards signals and reaps zombies"),
-        Opt(("--read-only",), "mount the container's root read-only (volumes, --tmpfs, /dev and /dev/shm stay writable)"),
-        *SECURITY_OPTIONS,
-        *HEALTH_OPTIONS,
+        *RUN_OPTIONS,
     ),
-    positionals=(Pos("image", "the image to start from", complete=IMAGE),
-                 Pos("cmd", "the command and its arguments (default: the image's CMD)",
-                     optional=True, rest=True, complete=COMMAND)),
+    positionals=RUN_POSITIONALS,
     example="run --rm busybox echo hello",
     docker="docker run",
     details="""
@@ -231,22 +243,18 @@ Other machines reach the port when the host forwards (`net.ipv4.ip_forward=1`);
 containers reach beyond the host only with masquerading, off by default
 (`net config masquerade=on`).
 
+`--restart` (docker's policies): `on-failure[:N]` starts it again when it exits
+with a status other than 0 (at most N times), `always` and `unless-stopped`
+whatever its status (the same thing here: cshell has no daemon to restart). Its
+shim does it, after docker's backoff (100 ms, doubled each time): a new PID 1,
+the same writable layer; `inspect` counts them in .RestartCount and `ps` shows
+`Restarting (3) 1 second ago` meanwhile. `stop`, `kill` and `rm -f` end it for good.
+
 """ + LIMITS_HELP + "\n\n" + VOLUMES_HELP + "\n\n" + SECURITY_HELP + "\n\n" + HEALTH_HELP,
 )
 def run(ctx: Context, args: SimpleNamespace) -> int:
-    from cshell.engine.container.containers import RunOptions
-
     _check_tty(args)
-    opts = RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=args.detach,
-                      interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
-                      env=args.env, env_file=args.env_file, workdir=args.workdir, hostname=args.hostname,
-                      domainname=args.domainname,
-                      network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
-                      volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
-                      read_only=args.read_only, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
-                      privileged=args.privileged, security_opt=args.security_opt,
-                      **{k: getattr(args, k) for k in LIMIT_FIELDS}, **_health(args))
-    container, code = ctx.runtime.run(opts)
+    container, code = ctx.runtime.run(_run_options(args, detach=args.detach))
     if code is None:
         ctx.out.text(container.id)
         return 0
@@ -254,6 +262,40 @@ def run(ctx: Context, args: SimpleNamespace) -> int:
     if note := container.log_note():  # what you saw is complete; the log file is not
         ctx.out.note(note)
     return code
+
+
+def _run_options(args: SimpleNamespace, detach: bool) -> RunOptions:
+    from cshell.engine.container.containers import RunOptions
+
+    return RunOptions(image=args.image, cmd=args.cmd, name=args.name, detach=detach,
+                      interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
+                      env=args.env, env_file=args.env_file, workdir=args.workdir, hostname=args.hostname,
+                      domainname=args.domainname,
+                      network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
+                      volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
+                      read_only=args.read_only, restart=args.restart, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
+                      privileged=args.privileged, security_opt=args.security_opt,
+                      **{k: getattr(args, k) for k in LIMIT_FIELDS}, **_health(args))
+
+
+@command(
+    "create", "create a container from an image, without starting it",
+    options=RUN_OPTIONS,
+    positionals=RUN_POSITIONALS,
+    example="create --name web busybox sleep 300",
+    docker="docker create",
+    details="""
+`run` without the start: the container's directory, config.json, its (empty)
+writable layer and init layer are made and its id is printed; `ps -a` shows it
+as Created. No namespace, cgroup, mount or process exists until `start` (or
+`start -a` to wait for it and see its output, `-i` to give it your stdin).
+`run`'s options are all accepted (`help run`).""",
+)
+def create(ctx: Context, args: SimpleNamespace) -> int:
+    _check_tty(args)
+    container = ctx.runtime.create(_run_options(args, detach=True))
+    ctx.out.text(container.id)
+    return 0
 
 
 @command(
@@ -321,15 +363,25 @@ def _inspect_one(ctx: Context, ref: str) -> dict:
 
 @command(
     "logs", "show what a container wrote to stdout and stderr",
-    options=(Opt(("-f", "--follow"), "keep following the output until the container stops"),),
+    options=(Opt(("-f", "--follow"), "keep following the output until the container stops (or Ctrl-C)"),
+             Opt(("-n", "--tail"), "only the last N lines (default: all)", "N", default="all"),
+             Opt(("-t", "--timestamps"), "each line with the time it was written"),
+             Opt(("--since",), "only lines since then: 10m, 1h30m, a unix time, or 2026-12-05T08:00:00Z", "TIME")),
     positionals=(Pos("container", "the container", complete=CONTAINER),),
-    example="logs -f web",
+    example="logs -f --tail 10 web",
     docker="docker logs",
-    details="The shim copies the container's output into containers/<id>/log, even after you leave cshell.",
+    details="""
+The shim copies the container's output into containers/<id>/log, even after you
+leave cshell, and notes in log.times when each piece came: that is what -t shows
+and --since filters on (RFC 3339 with nanoseconds, as docker).""",
 )
 def logs(ctx: Context, args: SimpleNamespace) -> int:
+    from cshell.engine.container.logs import LogOptions, parse_since, parse_tail
+
+    opts = LogOptions(follow=args.follow, tail=parse_tail(args.tail), timestamps=args.timestamps,
+                      since=parse_since(args.since) if args.since else 0.0)
     container = ctx.runtime.get(args.container)
-    for chunk in ctx.runtime.logs(container, follow=args.follow):
+    for chunk in ctx.runtime.logs(container, opts=opts):
         ctx.out.raw(chunk)
     container.state = container.reload_state()
     if note := container.log_note():
@@ -340,7 +392,9 @@ def logs(ctx: Context, args: SimpleNamespace) -> int:
 @command(
     "exec", "run a command inside a running container",
     options=(INTERACTIVE, TTY, ENV, ENV_FILE, WORKDIR,
-             Opt(("-u", "--user"), "run as USER[:GROUP] (default: the container's user)", "USER")),
+             Opt(("-u", "--user"), "run as USER[:GROUP] (default: the container's user)", "USER"),
+             Opt(("--privileged",), "every capability for this process (the container's seccomp filter "
+                 "and mounts stay, as docker)")),
     positionals=(Pos("container", "a running container", complete=RUNNING),
                  Pos("cmd", "the command and its arguments", rest=True, complete=COMMAND)),
     example="exec -it web sh",
@@ -361,7 +415,7 @@ def exec_(ctx: Context, args: SimpleNamespace) -> int:
     container = ctx.runtime.get(args.container)
     return ctx.runtime.exec(container, ExecOptions(cmd=args.cmd, interactive=args.interactive, tty=args.tty,
                                                    env=args.env, env_file=args.env_file, workdir=args.workdir,
-                                                   user=args.user))
+                                                   user=args.user, privileged=args.privileged))
 
 
 @command(
@@ -390,13 +444,34 @@ def stop(ctx: Context, args: SimpleNamespace) -> int:
 
 
 @command(
-    "start", "start stopped containers again (in the background)",
+    "start", "start created or stopped containers (in the background, or attached with -a)",
+    options=(Opt(("-a", "--attach"), "stay attached: show its output, wait, and exit with its status"),
+             Opt(("-i", "--interactive"), "attached, and your stdin goes to it (it must be made with -i)")),
     positionals=(Pos("containers", "containers to start", many=True, complete=CONTAINER),),
-    example="start web",
+    example="start -a web",
     docker="docker start",
-    details="The writable layer is kept: files written before are still there.",
+    details="""
+The writable layer is kept: files written before are still there. With -a (or -i)
+the start is like `run` in the foreground: the output comes to you, Ctrl-C goes to
+its PID 1, and cshell exits with the container's status. `start -a` of a container
+that runs already shows what it writes from then on (read from its log: stdout and
+stderr together, no stdin) and its exit status.""",
 )
 def start(ctx: Context, args: SimpleNamespace) -> int:
+    if args.attach or args.interactive:
+        if len(args.containers) > 1:
+            raise UsageError("you cannot start and attach multiple containers at once", "start them one by one")
+        container = ctx.runtime.get(args.containers[0])
+        code = ctx.runtime.start_attached(container, stdin=args.interactive)
+        if code is None:  # running already: its output from now on, then its exit status
+            for chunk in ctx.runtime.attach_output(container):
+                ctx.out.raw(chunk)
+            code = ctx.runtime.wait(container)
+        container.state = container.reload_state()
+        if note := container.log_note():
+            ctx.out.note(note)
+        return code
+
     def one(ref: str) -> None:
         ctx.runtime.start(ctx.runtime.get(ref))
         ctx.out.text(ref)

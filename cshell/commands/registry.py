@@ -21,6 +21,9 @@ CONTAINER, RUNNING, IMAGE, NSKIND, COMMAND, TARGET, FILE = (
     "container", "running", "image", "nskind", "command", "target", "file")
 CTR_OR_IMAGE = "container_or_image"  # layer stack/whereis take either
 NETMODE = "netmode"  # bridge, none, host, container:NAME
+# Commands whose own flags end where their "rest" begins (cobra's SetInterspersed(false)):
+# `run IMAGE -x`, `create IMAGE -x` and `top CTR -ef` pass -x and -ef on, to the container and to ps.
+FLAGS_END_AT_REST = ("run", "create", "top")
 
 
 @record(frozen=True)
@@ -137,7 +140,7 @@ def parse(cmd: Command, words: list[str]) -> SimpleNamespace:
             flags_done = True  # `run -- IMAGE CMD`, `rm -- NAME`: what follows are positionals
             if rest_index is not None and len(positionals) >= rest_index:
                 rest = []
-        elif cmd.name == "run" and rest_index is not None and len(positionals) >= rest_index:
+        elif cmd.name in FLAGS_END_AT_REST and rest_index is not None and len(positionals) >= rest_index:
             rest = [word]  # docker's `run IMAGE --x`: the container's command starts here, flags or not
         elif word.startswith("-") and word != "-" and not flags_done:
             i = _take_option(cmd, ns, words, i)

@@ -9,9 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cshell.engine.container.containers import Container
+from cshell.engine.container.top import CTR_PID, Top
 from cshell.engine.state import parse_time
 
-STATUS_STYLE = {"running": "green", "exited": "dim", "created": "yellow"}
+STATUS_STYLE = {"running": "green", "paused": "cyan", "restarting": "yellow", "exited": "dim", "created": "yellow"}
 
 
 def human_duration(seconds: float) -> str:
@@ -31,9 +32,12 @@ def human_duration(seconds: float) -> str:
 def status_text(c: Container) -> str:
     now = time.time()
     status = c.status
-    if status == "running":
+    if status in ("running", "paused"):
         up = f"Up {human_duration(now - parse_time(c.state.get('started_at', '')))}"
-        return up + _health_suffix(c.health())
+        return up + (" (Paused)" if status == "paused" else _health_suffix(c.health()))  # docker's
+    if status == "restarting":  # docker's words while the policy waits to start it again
+        finished = parse_time(c.state.get("finished_at", ""))
+        return f"Restarting ({c.state.get('exit_code', 0)}) {human_duration(now - finished)} ago"
     if status == "exited":
         finished = parse_time(c.state.get("finished_at", ""))
         ago = f" {human_duration(now - finished)} ago" if finished else ""
@@ -52,7 +56,7 @@ def _health_suffix(health: dict | None) -> str:
 def ports_text(c: Container) -> str:
     """docker ps's PORTS while the container runs: 0.0.0.0:8080->80/tcp for a published port,
     80/tcp for one the image EXPOSEs and nobody published, ordered by the container's port."""
-    if c.status != "running":
+    if not c.running:
         return ""
     shown: list[tuple[int, str, str]] = []
     for p in (c.state.get("network") or {}).get("ports", []):
@@ -81,4 +85,14 @@ def ps_table(containers: list[Container], no_trunc: bool = False) -> Table:
             f'"{command}"', created, Text(status_text(c), style=STATUS_STYLE.get(c.status, "")),
             ports_text(c), c.name,
         )
+    return table
+
+
+def top_table(top: Top) -> Table:
+    """docker top's columns, with cshell's CTR PID (the PID inside the container) beside PID."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for title in top.titles:
+        table.add_column(title, no_wrap=title != top.titles[-1], style="cyan" if title == CTR_PID else "")
+    for row in top.rows:
+        table.add_row(*row)
     return table

@@ -33,6 +33,8 @@ KINDS = (  # (kind, pattern): the first that matches stderr names the kind of er
     ("flag", r"unknown (shorthand )?flag|flag needs an argument|takes no value|needs a value"),
     ("arguments", r"requires (at least|exactly|at most)|needs at least|needs [A-Z]+\b|got an extra argument|accepts \d"),
     ("command", r"is not a docker command|unknown command"),
+    ("paused", r"\bpaused\b"),  # pause twice, unpause a running one, exec/start/rm of a paused one
+    ("no-port", r"no public port"),
     ("not-running", r"is not running"),
     ("missing", r"no such|unable to find|not found|does not exist|unknown network"),
     ("conflict", r"already in use|conflict|is running|cannot remove a running|in use|used by|must force|stop it first"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import REPO, run_cshell
 
-from parity import test_parity
+from parity import test_parity, test_parity_cmds
 
 TABLE = REPO / "docs" / "differences.md"
 
@@ -22,8 +22,8 @@ def test_rows_are_numbered_in_order() -> None:
 
 
 def test_every_marked_case_names_a_row_and_every_row_has_a_case() -> None:
-    tables = [v for v in vars(test_parity).values() if isinstance(v, dict) and v
-              and all(isinstance(c, test_parity.Case) for c in v.values())]
+    tables = [v for module in (test_parity, test_parity_cmds) for v in vars(module).values()
+              if isinstance(v, dict) and v and all(isinstance(c, test_parity.Case) for c in v.values())]
     marked = {c.diff for table in tables for c in table.values() if c.diff}
     assert marked <= set(rows()), f"cases name rows the table lacks: {marked - set(rows())}"
     assert set(rows()) <= marked, f"rows no parity case shows: {set(rows()) - marked}"

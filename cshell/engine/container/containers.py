@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cshell.engine import events, trace
-from cshell.engine.container import health
+from cshell.engine.container import health, restart
 from cshell.engine.container.environment import check_variable, merge_env, user_env
 from cshell.engine.container.init import ProcessSpec
 from cshell.engine.container.joining import spawn_joined
@@ -50,6 +50,7 @@ from cshell.engine.state import (
     mounts_below,
     new_id,
     now,
+    parse_time,
     read_json,
     write_json,
 )
@@ -66,6 +67,8 @@ from cshell.errors import (
 from cshell.record import factory, record
 
 if TYPE_CHECKING:
+    from cshell.engine.container.logs import LogOptions
+    from cshell.engine.container.top import Top
     from cshell.engine.image.store import Image, Store
 
 LIMIT_FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
@@ -119,6 +122,7 @@ class RunOptions:
     cap_drop: list[str] = factory(list)
     privileged: bool = False
     security_opt: list[str] = factory(list)
+    restart: str | None = None  # --restart no|on-failure[:N]|always|unless-stopped (restart.py)
     healthcheck: dict[str, Any] | None = None  # --health-*: docker's Healthcheck keys over the image's
     no_healthcheck: bool = False  # --no-healthcheck
 
@@ -132,6 +136,7 @@ class ExecOptions:
     env_file: list[str] = factory(list)
     workdir: str | None = None
     user: str | None = None  # -u: None is the container's user
+    privileged: bool = False  # --privileged: every capability and no seccomp filter, for this process only
 
 
 class Container:
@@ -180,14 +185,25 @@ class Container:
 
     @property
     def status(self) -> str:
+        """created, running, paused or exited: docker's words, checked against the kernel."""
         status = self.state.get("status", "created")
-        if status == "running" and not self.alive():
-            return "exited"  # the truth, even before anyone recorded it
+        if status == "running":
+            if not self.alive():
+                return "exited"  # the truth, even before anyone recorded it
+            if cgroups.is_frozen(self.id):
+                return "paused"  # whoever froze it: `pause`, or a `commit --pause` right now
+        if status == "restarting" and not self.shim_alive():
+            return "exited"  # its shim died waiting to restart it
         return status
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        """Its PID 1 is alive, paused or not (docker: a paused container is still Running)."""
+        return self.status in ("running", "paused")
+
+    @property
+    def paused(self) -> bool:
+        return self.status == "paused"
 
     def reload_state(self) -> dict[str, Any]:
         """state.json as it is now (a shim writes it while we look); the last known if it is gone."""
@@ -242,15 +258,16 @@ class Container:
         """Docker's `inspect` shape, for the fields cshell has."""
         cfg, st, plan = self.config, self.state, self.rootfs_plan()
         status = self.status
+        running = status in ("running", "paused")
         return docker_order({
             "Id": self.id,
             "Created": cfg["created"],
             "Path": cfg["argv"][0],
             "Args": cfg["argv"][1:],
             "State": {
-                "Status": status, "Running": status == "running", "Paused": False,
-                "Restarting": False, "OOMKilled": bool(st.get("oom_killed")), "Dead": False,
-                "Pid": self.pid if status == "running" else 0,
+                "Status": status, "Running": running, "Paused": status == "paused",
+                "Restarting": status == "restarting", "OOMKilled": bool(st.get("oom_killed")), "Dead": False,
+                "Pid": self.pid if running else 0,
                 "ExitCode": st.get("exit_code", 0), "Error": st.get("error", ""),
                 "StartedAt": st.get("started_at", "0001-01-01T00:00:00Z"),
                 "FinishedAt": st.get("finished_at", "0001-01-01T00:00:00Z"),
@@ -263,8 +280,10 @@ class Container:
             "HostsPath": str(self.dir / "hosts"),
             "LogPath": str(self.log_path),
             "Name": "/" + self.name,
+            "RestartCount": int(st.get("restart_count") or 0),
             "HostConfig": {"AutoRemove": cfg["auto_remove"], "NetworkMode": cfg.get("network", "none"),
                            "PortBindings": _port_bindings(cfg.get("ports", [])),
+                           "RestartPolicy": cfg.get("restart") or {"Name": "no", "MaximumRetryCount": 0},
                            "PublishAllPorts": bool(cfg.get("publish_all")),
                            "ReadonlyRootfs": bool(cfg.get("read_only")),
                            **limits_host_config(cfg.get("limits") or {}),
@@ -282,7 +301,7 @@ class Container:
                 "WorkingDir": cfg["workdir"], "Entrypoint": cfg.get("entrypoint"),
                 **({"Healthcheck": cfg["healthcheck"]} if cfg.get("healthcheck") else {}),
             },
-            "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
+            "NetworkSettings": network_settings(st.get("network") if running else None),
         })
 
 
@@ -430,6 +449,9 @@ class Runtime:
         for what, value in (("hostname", opts.hostname), ("domainname", opts.domainname)):
             if value:
                 check_uts_name(value, what)
+        restart_policy = restart.parse(opts.restart)
+        if restart_policy["Name"] != "no" and opts.auto_remove:
+            raise UsageError("conflicting options: --restart and --rm", "a container that restarts cannot remove itself: drop one")
         requested_env = user_env(opts.env_file, opts.env)
         mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
         security = security_settings(opts.cap_add, opts.cap_drop, opts.privileged, opts.security_opt, opts.user)
@@ -494,7 +516,7 @@ class Runtime:
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
                 "exposed": sorted(img_cfg.get("ExposedPorts") or {}),  # ps shows them unpublished: 80/tcp
                 "mounts": materialize(self.root, mount_specs),
-                "limits": limits, "init": opts.init, "read_only": opts.read_only,
+                "limits": limits, "init": opts.init, "read_only": opts.read_only, "restart": restart_policy,
                 "security": security, "user": opts.user if opts.user is not None else img_cfg.get("User") or "",
                 "healthcheck": health.config_for(img_cfg, opts.healthcheck, opts.no_healthcheck or opts.builder),
                 **({"builder": {"pid": os.getpid(), "start": process_start_time(os.getpid())}}
@@ -530,12 +552,13 @@ class Runtime:
             if name not in taken:
                 return name
 
-    def launch(self, c: Container, attached: bool) -> Launch:
-        """Fork the shim (twice, so no shell is its parent) and wait until PID 1 runs."""
+    def launch(self, c: Container, attached: bool, stdin: bool | None = None) -> Launch:
+        """Fork the shim (twice, so no shell is its parent) and wait until PID 1 runs.
+        ``stdin``: pass ours to a -i container (default: when attached; start -a: only with -i)."""
         channel, status_w, trace_w = open_channel()
         io = ShimIO(status_w=status_w, trace_w=trace_w, attached=attached)
         launch = Launch(c, channel)
-        tty, interactive = c.config["tty"], c.config["interactive"] and attached
+        tty, interactive = c.config["tty"], c.config["interactive"] and (attached if stdin is None else stdin)
         if tty:
             io.pty_master, io.pty_slave, io.pty_path = terminal.open_pty()
             launch.pty_master = io.pty_master
@@ -566,7 +589,7 @@ class Runtime:
             if os.fork() == 0:
                 keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave, *net.fds()}
                 close_all_but({fd for fd in keep if fd is not None})
-                run_shim(c, spec, plan, io, net)
+                run_shim(c, spec, plan, io, net, start_again=lambda: self.start(Container(c.dir)))
             os._exit(0)
         os.waitpid(middle, 0)
         net.close_fds()  # the shim holds them now (the reserved ports, the joined namespace)
@@ -655,10 +678,34 @@ class Runtime:
         require_root()
         with file_lock(c.dir / ".start.lock"):
             c.state = c.reload_state()  # another start may have run it meanwhile
+            if c.paused:
+                raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
             if c.running:
                 return c  # docker start on a running container does nothing
             self.launch(c, attached=False).channel.close()
         return c
+
+    def start_attached(self, c: Container, stdin: bool = False) -> int | None:
+        """docker start -a [-i]: start it in the foreground and wait; its exit code. None: it
+        was running already (docker attaches then: follow attach_output, then wait)."""
+        require_root()
+        with file_lock(c.dir / ".start.lock"):
+            c.state = c.reload_state()
+            if c.paused:
+                raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
+            if c.running:
+                return None
+            launch = self.launch(c, attached=True, stdin=stdin)
+        return self.wait_attached(launch)
+
+    def attach_output(self, c: Container) -> Iterator[bytes]:
+        """What a running container writes from now until it exits. cshell's shim keeps no
+        attach socket: this follows its log from the current end."""
+        try:
+            offset = c.log_path.stat().st_size
+        except FileNotFoundError:
+            offset = 0
+        yield from self.logs(c, follow=True, start=offset)
 
     def run(self, opts: RunOptions) -> tuple[Container, int | None]:
         """docker run: create, start, and (unless detached) wait and return the exit code."""
@@ -696,11 +743,78 @@ class Runtime:
     # -- stop and remove -------------------------------------------------------------
 
     def kill(self, c: Container, sig: int = signal.SIGKILL) -> None:
+        """The signal to PID 1; a paused container is thawed after it, as docker does, so the
+        signal is acted on (a frozen process acts on none, not even SIGKILL on cgroup v1)."""
         if c.alive():
+            paused = cgroups.is_frozen(c.id)
             trace.step(f"kill({c.pid}, {signal.Signals(sig).name})")
             c.emit("kill", signal=int(sig))
             with contextlib.suppress(ProcessLookupError):
                 os.kill(c.pid, sig)
+            if paused:
+                with contextlib.suppress(OSError):  # the group may be gone with the container
+                    cgroups.thaw(c.id)
+
+    def top(self, c: Container, ps_args: list[str]) -> Top:
+        """docker top: the host's ps of the container's processes, with their PIDs inside it."""
+        from cshell.engine.container.top import top
+
+        if not c.alive():
+            raise Conflict(f"container {c.name} is not running", f"`ps -a` shows its state; start it first: start {c.name}")
+        return top(c.id, ps_args)
+
+    def rename(self, c: Container, new: str) -> None:
+        """docker rename: config.json's name, under the state root's lock (names are unique)."""
+        require_root()
+        if not NAME_RE.match(new):
+            raise UsageError(f"invalid container name {new!r}",
+                             "names use letters, digits and _ . - and start with a letter or digit")
+        if new == c.name:
+            raise UsageError("renaming a container with the same name as its current name",
+                             "give it a different name")
+        with self.root.locked():
+            if new in self._taken_names():
+                raise Conflict(f'the container name "{new}" is already in use', f"choose another, or remove it (rm -f {new})")
+            c.config = read_json(c.dir / "config.json")  # as it is now
+            trace.step(f"# config.json: name {c.config['name']} -> {new}")
+            old, c.config["name"] = c.config["name"], new
+            write_json(c.dir / "config.json", c.config)
+        c.emit("rename", oldName=f"/{old}")
+
+    @staticmethod
+    def published_ports(c: Container) -> list[tuple[str, str]]:
+        """docker port: ("80/tcp", "0.0.0.0:8080") for each published port while it runs, by port."""
+        if not c.running:
+            return []
+        ports = (c.state.get("network") or {}).get("ports", [])
+        return [(f"{p['ctr_port']}/{p['proto']}", f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port']}")
+                for p in sorted(ports, key=lambda p: (p["ctr_port"], p["proto"]))]
+
+    def restart(self, c: Container, timeout: float = 10) -> None:
+        """docker restart: stop (SIGTERM, SIGKILL after the grace time), then start."""
+        self.stop(c, timeout)
+        c.state = c.reload_state()
+        self.start(c)
+
+    # -- pause ------------------------------------------------------------------------
+
+    def pause(self, c: Container) -> None:
+        """docker pause: freeze the container's cgroup; its processes stop where they are."""
+        require_root()
+        if not c.alive():
+            raise Conflict(f"container {c.name} is not running", f"`ps -a` shows its state; start it first: start {c.name}")
+        if c.paused:
+            raise Conflict(f"container {c.name} is already paused", f"unpause {c.name} lets it run again")
+        cgroups.freeze(c.id)
+        c.emit("pause")
+
+    def unpause(self, c: Container) -> None:
+        """docker unpause: thaw the container's cgroup."""
+        require_root()
+        if not c.paused:
+            raise Conflict(f"container {c.name} is not paused", "`ps` shows (Paused) after a paused container's status")
+        cgroups.thaw(c.id)
+        c.emit("unpause")
 
     def wait(self, c: Container) -> int:
         """docker wait: block until the container is not running; its exit code."""
@@ -717,6 +831,7 @@ class Runtime:
         if not c.alive():
             raise Conflict(f"cannot kill container {c.name}: it is not running",
                            f"`ps -a` shows its state; start it first: start {c.name}")
+        _stopped_by_user(c)
         self.kill(c, sig)
         if sig == signal.SIGKILL:
             wait_pid_exit(c.pid, 5)
@@ -725,6 +840,7 @@ class Runtime:
     def stop(self, c: Container, timeout: float = 10) -> None:
         """docker stop: SIGTERM, then SIGKILL after ``timeout`` seconds (PID 1 may ignore TERM)."""
         require_root()
+        _stopped_by_user(c)  # no restart policy brings it back (nor one waiting to)
         if c.alive():
             self.kill(c, signal.SIGTERM)
             if not wait_pid_exit(c.pid, timeout if 0 <= timeout < 1e9 else None):  # -1: forever, as docker
@@ -787,6 +903,8 @@ class Runtime:
         for pid in cgroups.processes(c.id):  # e.g. an `exec` helper still joining
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            cgroups.thaw(c.id)  # a paused container acts on no signal until thawed
         wait_pid_exit(c.pid, 5)
 
     @staticmethod
@@ -797,7 +915,12 @@ class Runtime:
 
     def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         require_root()
+        if force:
+            _stopped_by_user(c)
         if c.alive():
+            if not force and c.paused:
+                raise Conflict(f"cannot remove a paused container {c.name}",
+                               f"unpause and stop it first, or force it: rm -f {c.name}")
             if not force:
                 raise Conflict(f"container {c.name} is running",
                                f"stop it first (stop {c.name}) or force it: rm -f {c.name}")
@@ -888,12 +1011,22 @@ class Runtime:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def logs(self, c: Container, follow: bool = False) -> Iterator[bytes]:
+    def logs(self, c: Container, follow: bool = False, opts: LogOptions | None = None,
+             start: int = 0) -> Iterator[bytes]:
+        """docker logs: the raw log as it grows, or lines (--tail, -t, --since: see logs.py)."""
+        if opts is not None and opts.by_lines:
+            from cshell.engine.container.logs import lines
+
+            started = int(parse_time(c.state.get("started_at", "")) * 1e9)
+            yield from lines(c.log_path, opts, started, c.alive)
+            return
+        follow = follow or bool(opts and opts.follow)
         try:
             f = open(c.log_path, "rb")  # noqa: SIM115 - closed in finally below
         except FileNotFoundError:
             return
         try:
+            f.seek(start)
             while True:
                 data = f.read(65536)
                 if data:
@@ -914,14 +1047,23 @@ class Runtime:
         require_root()
         if not c.alive():
             raise Conflict(f"container {c.name} is not running", f"start it first: start {c.name}")
+        if c.paused:
+            raise Conflict(f"container {c.name} is paused, unpause the container before exec",
+                           f"unpause {c.name}")
         env = merge_env(c.config["env"], ["TERM=xterm"] if opts.tty else [], user_env(opts.env_file, opts.env))
         config = c.config if opts.user is None else {**c.config, "user": opts.user}
         if opts.user:
             from cshell.engine.container.users import check_spec
 
             check_spec(opts.user)
+        security = security_plan(config, self.root.path)  # the container's confinement
+        if opts.privileged:  # docker exec --privileged: every capability; the seccomp filter and mounts stay
+            from cshell.engine.kernel import caps as capmod
+
+            every = capmod.effective_set([], [], True)
+            security.caps, security.caps_text = capmod.mask(every), capmod.short(every)
         spec = ProcessSpec(argv=opts.cmd, env=env, cwd=opts.workdir or c.config["workdir"], tty=opts.tty,
-                           security=security_plan(config, self.root.path))  # the container's confinement
+                           security=security)
         kinds = [k for k in namespaces.JOINABLE if k != "user"]
         command = " ".join(opts.cmd)  # docker names the command in the action: "exec_start: sh -c ..."
         c.emit(f"exec_start: {command}")
@@ -937,6 +1079,15 @@ class Runtime:
         if owner is not None:  # a container's PID 1: the program is confined as the container is
             spec.security = security_plan(owner.config, self.root.path)
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
+
+
+def _stopped_by_user(c: Container) -> None:
+    """Note in state.json that the user stopped it: its shim must not restart it (--restart)."""
+    if (c.config.get("restart") or {}).get("Name", "no") == "no":
+        return
+    with contextlib.suppress(OSError, ValueError):
+        c.state = c.reload_state()
+        c.save_state(stopped_by_user=True)
 
 
 def _check_image_env(ref: str, img_cfg: dict[str, Any]) -> None:

@@ -100,7 +100,7 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
 
 def _tar_in_child(prepare: Callable[[], str], out: IO[bytes]) -> int:
     """Fork; the child prepares a root, chroots into it and writes a tar to a pipe we copy."""
-    _warm_up()
+    warm_up()
     data_r, data_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     trace_r, trace_w = os.pipe2(os.O_CLOEXEC)
@@ -171,7 +171,7 @@ def _copy_from_child(data_r: int, err_r: int, trace_r: int, out: IO[bytes]) -> t
     return written, problem.decode(errors="replace")
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Load, before the child chroots, every module and codec writing a tar can need."""
     info = tarfile.TarInfo("warm-up/\u00e9\udcff")
     info.pax_headers["SCHILY.xattr.security.capability"] = "\x01"
@@ -187,7 +187,7 @@ def write_tree_tar(out: IO[bytes]) -> None:
     hardlinks: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, st in _walk():
-            info = _tarinfo(rel, st)
+            info = tarinfo(rel, st)
             if info is None:
                 continue  # a socket: nothing a tar can hold
             key = (st.st_dev, st.st_ino)
@@ -198,7 +198,7 @@ def write_tree_tar(out: IO[bytes]) -> None:
                     continue
                 hardlinks[key] = rel
             if info.isreg():
-                _add_file(tar, info, rel)
+                add_file(tar, info, rel)
             else:
                 tar.addfile(info)
 
@@ -219,7 +219,9 @@ def _walk(rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
             yield from _walk(path)
 
 
-def _tarinfo(rel: str, st: os.stat_result) -> tarfile.TarInfo | None:
+def tarinfo(rel: str, st: os.stat_result, path: str | None = None) -> tarfile.TarInfo | None:
+    """The entry ``rel`` for the file at ``path`` (default "/" + rel, in the chroot), from its lstat."""
+    path = "/" + rel if path is None else path
     info = tarfile.TarInfo(rel)
     info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
     info.mtime, info.uname, info.gname = int(st.st_mtime), "", ""
@@ -229,7 +231,7 @@ def _tarinfo(rel: str, st: os.stat_result) -> tarfile.TarInfo | None:
     elif stat.S_ISDIR(mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink("/" + rel)
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
         info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
@@ -239,20 +241,26 @@ def _tarinfo(rel: str, st: os.stat_result) -> tarfile.TarInfo | None:
         return None
     for name in KEPT_XATTRS:
         with contextlib.suppress(OSError):
-            value = os.getxattr("/" + rel, name, follow_symlinks=False)
+            value = os.getxattr(path, name, follow_symlinks=False)
             info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("latin-1")
     return info
 
 
-def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, rel: str) -> None:
+def add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, rel: str, path: str | None = None) -> bool:
     """A running container may grow or shrink a file while it is read: exactly
-    info.size bytes go in (cut, or padded with zeros), so the tar stays well-formed."""
+    info.size bytes go in (cut, or padded with zeros), so the tar stays well-formed.
+    False: it was gone (or replaced by a symlink) when we opened it, and nothing went in."""
     try:
-        fd = os.open("/" + rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open("/" + rel if path is None else path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return  # gone or replaced by a symlink meanwhile
+        return False
     with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())  # the file we read, which may not be the one lstat saw (swapped meanwhile)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        info.size = st.st_size
         tar.addfile(info, _Exactly(f, info.size))
+    return True
 
 
 class _Exactly:

@@ -18,10 +18,12 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 from cshell.engine import trace
 from cshell.engine.container import health, init
+from cshell.engine.container import restart as restart_policy
 from cshell.engine.container.rootfs import RootfsPlan
 from cshell.engine.kernel import syscalls as sc
 from cshell.engine.kernel.processes import exit_code_of, process_start_time, report
@@ -113,17 +115,20 @@ def _detach_from_shell(io: ShimIO) -> None:
         os.close(devnull)
 
 
-def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan) -> NoReturn:
-    """Never returns: the process exits when the container has ended."""
+def run_shim(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan,
+             start_again: Callable[[], None] | None = None) -> NoReturn:
+    """Never returns: the process exits when the container has ended (and, for --restart, once
+    ``start_again`` has started it again: the runtime's start, handed down by the caller)."""
     code = 1
     try:
-        code = _monitor(container, spec, plan, io, net)
+        code = _monitor(container, spec, plan, io, net, start_again)
     except BaseException as e:  # noqa: BLE001 - a shim must report, never raise
         report(io.status_w, f"error 125\tshim failed: {reason(e)}")
     os._exit(code)
 
 
-def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan) -> int:
+def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, net: NetPlan,
+             start_again: Callable[[], None] | None) -> int:
     _detach_from_shell(io)
     trace.set_listener(None)  # the shell's listener is not ours to call
     trace.forward_to(io.trace_w)
@@ -194,7 +199,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         report(io.status_w, f"error {code}\t{message}")
         return 0
 
-    state.update(status="running", pid=pid, pid_start=pid_start,
+    state.update(status="running", pid=pid, pid_start=pid_start, stopped_by_user=False,
                  shim_pid=os.getpid(), shim_start=process_start_time(os.getpid()), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
@@ -208,6 +213,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     log = _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
     exit_code = exit_code_of(status)
+    again = _restart_wanted(container, exit_code)
     if checker is not None:
         with contextlib.suppress(Exception):
             checker.stop()
@@ -221,16 +227,50 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     if oom:
         container.emit("oom")
     container.emit("die", exitCode=exit_code)  # before the state says exited: `stop` waits for that
-    state.update(status="exited", exit_code=exit_code, finished_at=now(), pid=0, network={}, oom_killed=oom,
-                 **log.state())
+    state.update(status="restarting" if again else "exited", exit_code=exit_code, finished_at=now(), pid=0,
+                 network={}, oom_killed=oom, **log.state())
     if container.config.get("auto_remove"):
         container.delete_files(volumes=True)  # docker's --rm takes the anonymous volumes too
         container.emit("destroy")
     report(io.status_w, f"exit {exit_code}")
-    if net.mode == "bridge":  # slow (~50 ms): nobody waits for it
+    if again and start_again is not None:
+        _restart(container, state, start_again)
+    elif net.mode == "bridge":  # slow (~50 ms): nobody waits for it
         with contextlib.suppress(CShellError, OSError):
             network.drop_bridge()
     return 0
+
+
+def _restart_wanted(container, exit_code: int) -> bool:  # noqa: ANN001 - a containers.Container
+    """--restart: the policy, the restarts so far, and whether the user stopped it (read now:
+    `stop`, `kill` and `rm -f` note it in state.json before their signal)."""
+    policy = container.config.get("restart") or {}
+    if (policy.get("Name") or "no") == "no":
+        return False
+    on_disk = container.reload_state()
+    return restart_policy.wanted(policy, exit_code, int(on_disk.get("restart_count") or 0),
+                                 bool(on_disk.get("stopped_by_user")))
+
+
+def _restart(container, state: StateWriter, start_again: Callable[[], None]) -> None:  # noqa: ANN001
+    """Wait docker's backoff, then start the container again (a new shim), unless the user stopped
+    or removed it meanwhile. Our children would be born in PID 1's dead pid namespace: setns back
+    to our own first."""
+    count = int(container.reload_state().get("restart_count") or 0)
+    time.sleep(restart_policy.delay(count))
+    if not container.dir.is_dir():
+        return  # removed meanwhile
+    on_disk = container.reload_state()
+    if on_disk.get("stopped_by_user") or on_disk.get("status") != "restarting":
+        return
+    state.update(restart_count=count + 1)
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    sc.setns(own, sc.CLONE_NEWPID)
+    os.close(own)
+    try:
+        start_again()
+    except (CShellError, OSError) as e:
+        state.update(status="exited", error=f"restart failed: {reason(e)}")
 
 
 def _wire(network: Network, net: NetPlan, netns: InitNetns | None, pid: int) -> str:
@@ -267,6 +307,7 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> LogResult
         log: int | None = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     except OSError as e:
         log, result.error = None, reason(e)
+    times = _open_times(log_path)
     while outputs:
         ready, _, _ = select.select(list(outputs), [], [])
         for fd in ready:
@@ -278,21 +319,33 @@ def _copy_output(log_path, outputs: dict[int, int], attached: bool) -> LogResult
                 os.close(fd)
                 del outputs[fd]
                 continue
-            _append_log(log, data, result)
+            _append_log(log, data, result, times)
             if attached:
                 try:
                     os.write(outputs[fd], data)
                 except OSError:
                     attached = False  # the terminal went away; keep logging
-    if log is not None:
-        os.close(log)
+    for fd in (log, times):
+        if fd is not None:
+            os.close(fd)
     return result
 
 
-def _append_log(log: int | None, data: bytes, result: LogResult) -> None:
+def _open_times(log_path) -> int | None:  # noqa: ANN001 - a Path
+    """log.times: "OFFSET NANOSECONDS" for each chunk of the log, for `logs -t` and `--since`."""
+    try:
+        return os.open(f"{log_path}.times", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError:
+        return None
+
+
+def _append_log(log: int | None, data: bytes, result: LogResult, times: int | None = None) -> None:
     written = 0
     if log is not None:
         try:
+            if times is not None:  # where this chunk starts, and when it came
+                with contextlib.suppress(OSError):
+                    os.write(times, f"{os.lseek(log, 0, os.SEEK_END)} {time.time_ns()}\n".encode())
             written = os.write(log, data)
         except OSError as e:
             result.error = reason(e)

@@ -16,6 +16,7 @@ from pathlib import Path
 from cshell.engine import trace
 from cshell.engine.kernel import syscalls as sc
 from cshell.errors import RuntimeFailure
+from cshell.record import record
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_SUPER_MAGIC = 0x63677270
@@ -235,38 +236,90 @@ def _stop_empty_scopes(min_age: float) -> list[str]:
     return stopped
 
 
+@record(frozen=True)
+class Freezer:
+    """The container's freezer: v1 freezer.state (FROZEN/THAWED), v2 cgroup.freeze (1/0)."""
+
+    control: Path
+    on: str
+    off: str
+
+    def requested(self) -> bool:
+        """Frozen, or being frozen (v1 FREEZING; v2 cgroup.freeze is 1 before every task stopped)."""
+        try:
+            return self.control.read_text().strip() != self.off
+        except OSError:  # the group is gone: the container has ended
+            return False
+
+    def done(self) -> bool:
+        """Every process of the group has stopped."""
+        if self.control.name == "cgroup.freeze":
+            return "frozen 1" in (self.control.parent / "cgroup.events").read_text()
+        return self.control.read_text().strip() == "FROZEN"
+
+    def write(self, value: str) -> None:
+        trace.step(f"echo {value} > {self.control}")
+        self.control.write_text(value)
+
+
+def freezer(cid: str) -> Freezer | None:
+    """The container's freezer, or None (no freezer here, or the container is gone)."""
+    if is_v2():
+        # the container's own group (under systemd cshell.slice/cshell-ID12.scope/container): the
+        # scope would freeze the shim too, and the shim must keep reading the container's output
+        f = Freezer(container_dirs(cid)[0] / "cgroup.freeze", "1", "0")
+    else:
+        f = Freezer(CGROUP_ROOT / "freezer" / GROUP / cid / "freezer.state", "FROZEN", "THAWED")
+    return f if f.control.exists() else None
+
+
+def is_frozen(cid: str) -> bool:
+    """docker pause's state, read from the kernel (so it is true whoever froze it)."""
+    f = freezer(cid)
+    return f is not None and f.requested()
+
+
+def freeze(cid: str, timeout: float = 5.0) -> Freezer:
+    """Stop every process of the container (docker pause) and wait until they all are."""
+    f = freezer(cid)
+    if f is None:
+        raise RuntimeFailure("this host has no cgroup freezer for the container",
+                             "v1 needs the freezer controller mounted at /sys/fs/cgroup/freezer")
+    f.write(f.on)
+    deadline = time.monotonic() + timeout
+    while not f.done():
+        if time.monotonic() > deadline:
+            f.write(f.off)
+            raise RuntimeFailure("the container did not freeze in time", "try again, or stop it first")
+        time.sleep(0.002)
+    return f
+
+
+def thaw(cid: str) -> None:
+    """Let the container's processes run again (docker unpause); nothing if it is not frozen."""
+    f = freezer(cid)
+    if f is not None and f.requested():
+        f.write(f.off)
+
+
 @contextlib.contextmanager
 def frozen(cid: str, timeout: float = 5.0) -> Iterator[None]:
     """Pause every process of the container while we read its files (docker commit --pause).
 
     A frozen container cannot change its rw layer under us, nor swap a directory
-    for a symlink between our look and our read.
+    for a symlink between our look and our read. One the user paused stays paused.
     """
-    if is_v2():
-        # the container's own group (under systemd cshell.slice/cshell-ID12.scope/container): the
-        # scope would freeze the shim too, and the shim must keep reading the container's output
-        group = container_dirs(cid)[0]
-        control, on, off, done = group / "cgroup.freeze", "1", "0", lambda: "frozen 1" in (group / "cgroup.events").read_text()
-    else:
-        group = CGROUP_ROOT / "freezer" / GROUP / cid
-        state = group / "freezer.state"
-        control, on, off, done = state, "FROZEN", "THAWED", lambda: state.read_text().strip() == "FROZEN"
-    if not control.exists():
-        yield  # no freezer here (or the container is gone): nothing to pause
+    f = freezer(cid)
+    if f is None or f.requested():
+        yield  # no freezer here (or the container is gone), or already paused: nothing to do
         return
-    trace.step(f"echo {on} > {control}")
-    watchdog = _thaw_if_we_die(control, off)
-    control.write_text(on)
+    watchdog = _thaw_if_we_die(f.control, f.off)
     try:
-        deadline = time.monotonic() + timeout
-        while not done():
-            if time.monotonic() > deadline:
-                raise RuntimeFailure("the container did not freeze in time", "try again, or stop it first")
-            time.sleep(0.002)
+        freeze(cid, timeout)
         yield
     finally:
-        trace.step(f"echo {off} > {control}")
-        control.write_text(off)
+        with contextlib.suppress(OSError):  # the group may be gone with the container
+            f.write(f.off)
         watchdog()
 
 
