@@ -309,6 +309,23 @@ def test_two_containers_reach_each_other(cshell: Cshell, state_root: Path) -> No
 
 
 @pytest.mark.kernel
+def test_busybox_resolves_names_from_etc_hosts(cshell: Cshell) -> None:
+    """busybox-static is glibc: without the NSS modules in the image, wget http://web/ segfaulted."""
+    ok(cshell("run", "-d", "--name", "web", "busybox", "sh", "-c", HTTPD))
+    ok(cshell("run", "-d", "--name", "client", "busybox", "sleep", "100"))
+    web_ip = inspect(cshell, "web")["NetworkSettings"]["IPAddress"]
+    http_get(web_ip, 80)
+    ok(cshell("exec", "client", "sh", "-c", f"echo '{web_ip} web' >> /etc/hosts"))
+    assert ok(cshell("exec", "client", "wget", "-qO-", "http://web/")).startswith("hello from")
+    assert f"PING web ({web_ip})" in ok(cshell("exec", "client", "ping", "-c", "1", "-W", "2", "web"))
+    proc = cshell("exec", "client", "wget", "-qO-", "http://nosuchname/")
+    assert proc.returncode == 1 and "bad address 'nosuchname'" in proc.stderr  # an error, not SIGSEGV (139)
+    proc = cshell("exec", "client", "wget", "-qO-", f"http://{web_ip}:1/")
+    assert proc.returncode == 1 and "Connection refused" in proc.stderr
+    ok(cshell("rm", "-f", "web", "client"))
+
+
+@pytest.mark.kernel
 def test_veth_pair_ends_and_net_ls(cshell: Cshell, state_root: Path) -> None:
     ok(cshell("run", "-d", "--name", "web", "-p", f"{free_port()}:80", "busybox", "sleep", "100"))
     cid = inspect(cshell, "web")["Id"]
