@@ -276,7 +276,7 @@ def test_port_in_use_is_refused_and_nothing_is_left(cshell: Cshell, state_root: 
 def test_invalid_specs_and_conflicting_options(cshell: Cshell) -> None:
     fails(cshell("run", "--rm", "-p", "80:http", "busybox", "true"), "invalid port spec")
     fails(cshell("run", "--rm", "-p", "1.2.3.4:8080:80", "busybox", "true"), "not an address of this host")
-    fails(cshell("run", "--rm", "--net", "bogus", "busybox", "true"), "unknown network mode")
+    fails(cshell("run", "--rm", "--net", "bogus", "busybox", "true"), "network bogus not found")  # docker's words
     fails(cshell("run", "--rm", "--net", "none", "-p", "80", "busybox", "true"), "no network to publish")
     ok(cshell("run", "-d", "--name", "a", "busybox", "sleep", "100"))
     fails(cshell("run", "--rm", "--net", "container:a", "-p", "80", "busybox", "true"), "conflicting options")

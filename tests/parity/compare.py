@@ -34,8 +34,10 @@ KINDS = (  # (kind, pattern): the first that matches stderr names the kind of er
     ("arguments", r"requires (at least|exactly|at most)|needs at least|needs [A-Z]+\b|got an extra argument|accepts \d"),
     ("command", r"is not a docker command|unknown command"),
     ("not-running", r"is not running"),
+    ("predefined", r"pre-defined network"),
+    ("not-connected", r"is not connected to network"),
     ("missing", r"no such|unable to find|not found|does not exist|unknown network"),
-    ("conflict", r"already in use|conflict|is running|cannot remove a running|in use|used by|must force|stop it first"),
+    ("conflict", r"already in use|conflict|is running|cannot remove a running|in use|used by|must force|stop it first|already exists|active endpoints"),
     ("invalid", r"invalid|not a valid|bad |minimum"),
     ("build", r"returned a non-zero code|step \d+/\d+"),
 )
