@@ -172,6 +172,8 @@ def test_connect_and_disconnect(cshell: Cshell) -> None:
     assert proc.returncode == 1
     ok(cshell("network", "connect", "--alias", "api", "back", "app"))
     assert "eth1" in ok(cshell("exec", "app", "ip", "-o", "link"))
+    networks = inspect(cshell, "app")["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["back", "front"] and networks["back"]["IPAddress"].startswith("10.222.")
     assert ok(cshell("exec", "app", "wget", "-qO-", "http://db/")).startswith("hello from")
     assert "api" in hosts_of(cshell, "db")
     fails(cshell("network", "connect", "back", "app"), "already connected")
@@ -249,6 +251,9 @@ def test_net_ls_draws_every_network(cshell: Cshell) -> None:
     ok(cshell("network", "create", "demo"))
     ok(cshell("run", "-d", "--name", "web", "--network", "demo", "busybox", "sleep", "100"))
     ok(cshell("run", "-d", "--name", "plain", "busybox", "sleep", "100"))
+    ok(cshell("run", "-d", "--name", "pub", "--network", "demo", "-p", "80", "busybox", "sleep", "100"))
+    assert "DNAT" in ok(cshell("net", "inspect", "pub"))  # its rules are found under the network's tag
+    ok(cshell("rm", "-f", "pub"))
     out = ok(cshell("net", "ls"))
     assert "network bridge" in out and "network demo" in out
     demo = out[out.index("network demo"):]

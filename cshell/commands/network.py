@@ -120,8 +120,12 @@ def net_inspect(ctx: Context, args: SimpleNamespace) -> int:
     if not c.running:
         raise Conflict(f"container {c.name} is not running, so it has no network",
                        f"start it first: start {c.name}")
+    from cshell.engine.net import usernets
+
     names = {x.id: x.name for x in ctx.runtime.list()}
-    ctx.out.print(container_view(attachment(net, c, names, detail=True)))
+    own = usernets.network_for(ctx.root, c.config.get("network", "none")) if usernets.is_user_mode(
+        c.config.get("network", "none")) and usernets.find(ctx.root, c.config["network"]) else net
+    ctx.out.print(container_view(attachment(own, c, names, detail=True)))
     return 0
 
 

@@ -279,8 +279,18 @@ class Container:
                 "WorkingDir": cfg["workdir"], "Entrypoint": cfg.get("entrypoint"),
                 **({"Healthcheck": cfg["healthcheck"]} if cfg.get("healthcheck") else {}),
             },
-            "NetworkSettings": network_settings(st.get("network") if status == "running" else None),
+            "NetworkSettings": network_settings(st.get("network") if status == "running" else None,
+                                                self._connected() if status == "running" else {}),
         })
+
+    def _connected(self) -> dict[str, dict[str, Any]]:
+        """The networks `network connect` added: {name: its lease's address}, read from the leases."""
+        extra = [n for n in self.config.get("networks") or {} if n != self.config.get("network")]
+        if not extra:
+            return {}
+        from cshell.engine.net import usernets
+
+        return usernets.addresses(StateRoot(self.dir.parent.parent), self.id, extra)
 
 
 # docker inspect's key order (Go struct order) where cshell's dicts are built elsewhere (limits,
@@ -315,8 +325,9 @@ def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]
     return out
 
 
-def network_settings(net: dict[str, Any] | None) -> dict[str, Any]:
-    """docker inspect's .NetworkSettings: filled while the container runs, empty after."""
+def network_settings(net: dict[str, Any] | None, connected: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """docker inspect's .NetworkSettings: filled while the container runs, empty after;
+    CONNECTED: the other networks' entries (network connect)."""
     net = net or {}
     ports: dict[str, list[dict[str, str]]] = {}
     for p in net.get("ports", []):
@@ -328,6 +339,7 @@ def network_settings(net: dict[str, Any] | None) -> dict[str, Any]:
     if ip:
         settings["Networks"][net.get("network") or "bridge"] = {"Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix,
                                           "MacAddress": mac}
+    settings["Networks"].update(connected or {})
     return settings
 
 

@@ -431,6 +431,20 @@ def disconnect(root: StateRoot, cdir: Path, config: dict[str, Any], ref: str) ->
     return net
 
 
+def addresses(root: StateRoot, cid: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """inspect's .NetworkSettings.Networks entries of CID on the named networks (those it holds a lease on)."""
+    from cshell.engine.net.network import mac_for
+
+    out = {}
+    for name in names:
+        net = find(root, name)
+        lease = next(iter(Network(root, net).leases.of(cid)), None) if net else None
+        if net is not None and lease is not None:
+            out[name] = {"Gateway": net.gateway, "IPAddress": lease.ip,
+                         "IPPrefixLen": ipaddress.IPv4Network(net.subnet).prefixlen, "MacAddress": mac_for(lease.ip)}
+    return out
+
+
 def inspect(root: StateRoot, net: UserNet, names: dict[str, str]) -> dict[str, Any]:
     """docker network inspect's shape; Containers: those holding an address on it now."""
     containers = {}
