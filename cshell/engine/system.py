@@ -206,6 +206,7 @@ class PruneReport:
     cache_entries: int = 0
     volumes: list[str] = factory(list)
     network: list[str] = factory(list)
+    networks: list[str] = factory(list)  # user-defined networks no container uses (docker's Deleted Networks)
     partials: list[str] = factory(list)  # half-written blobs and layers a killed process left
     blobs: int = 0
     layers: int = 0
@@ -215,9 +216,10 @@ class PruneReport:
 
 def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> PruneReport:
     """docker system prune: stopped containers, dangling images (-a: every unused one), the build
-    cache, stale network state, and with ``volumes`` unused anonymous volumes. Every step runs,
+    cache, stale network state, user-defined networks no container uses, and with ``volumes`` unused anonymous volumes. Every step runs,
     whatever failed before; errors come back one line each."""
     from cshell.engine.build import commit as images
+    from cshell.engine.net import usernets
     from cshell.engine.net.network import Network
     from cshell.engine.volumes.volumes import Volumes
 
@@ -238,6 +240,7 @@ def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> Prune
     if volumes:
         report.volumes = work.attempt("volumes", Volumes(rt.root).prune) or []
     report.network = work.attempt("network", Network(rt.root).reconcile, rt._holds_network, rules=True) or []  # noqa: SLF001
+    report.networks = work.attempt("networks", usernets.prune, rt.root) or []
     report.reclaimed = max(0, before - tree_size(rt.root.path))
     report.errors = work.errors
     return report
