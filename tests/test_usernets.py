@@ -265,3 +265,13 @@ def test_net_ls_draws_every_network(cshell: Cshell) -> None:
 def test_help_network_teaches_by_name(cshell: Cshell) -> None:
     out = ok(cshell("help", "network"))
     assert "wget -qO- http://web/" in out and "127.0.0.11" in out and "network rm" in out
+
+
+@pytest.mark.kernel
+def test_system_check_knows_user_networks(cshell: Cshell, state_root: Path) -> None:
+    ok(cshell("network", "create", "demo"))
+    ok(cshell("run", "-d", "--name", "a", "--network", "demo", "busybox", "sleep", "100"))
+    out = ok(cshell("system", "check"))  # its lease is with the network: no problem to report
+    assert "lease" not in out and "veth" not in out
+    ok(cshell("rm", "-f", "a"))
+    ok(cshell("network", "rm", "demo"))
