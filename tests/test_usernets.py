@@ -275,3 +275,21 @@ def test_system_check_knows_user_networks(cshell: Cshell, state_root: Path) -> N
     assert "lease" not in out and "veth" not in out
     ok(cshell("rm", "-f", "a"))
     ok(cshell("network", "rm", "demo"))
+
+
+@pytest.mark.kernel
+def test_containers_started_at_once_all_know_each_other(state_root: Path) -> None:
+    from conftest import cshell_argv, cshell_env, run_cshell
+
+    assert run_cshell(state_root, "network", "create", "demo").returncode == 0
+    names = [f"n{i}" for i in range(4)]
+    procs = [subprocess.Popen([*cshell_argv(), "--root", str(state_root), "run", "-d", "--name", n, "--network",
+                               "demo", "busybox", "sleep", "100"], env=cshell_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for n in names]
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read() if p.stderr else ""
+    for n in names:
+        hosts = run_cshell(state_root, "exec", n, "cat", "/etc/hosts").stdout
+        assert all(f"\t{other} " in hosts for other in names if other != n), f"{n}:\n{hosts}"
+    assert run_cshell(state_root, "rm", "-f", *names).returncode == 0
+    assert run_cshell(state_root, "network", "rm", "demo").returncode == 0

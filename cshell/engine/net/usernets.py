@@ -292,14 +292,18 @@ def detach(root: StateRoot, net: UserNet, cid: str) -> bool:
 
 
 def refresh_hosts(root: StateRoot, network: Network, leaving: str = "") -> None:
-    """Rewrite this network's block in the /etc/hosts of every container on it (and drop it from LEAVING's)."""
-    leases = network.leases.all()
-    for lease in leases:
-        peers = [f"{p.ip}\t{' '.join(p.data.get('names') or [p.data.get('name', '')])}"
-                 for p in leases if p.container != lease.container]
-        _write_block(root.containers / lease.container / "hosts", network.name, peers)
-    if leaving:
-        _write_block(root.containers / leaving / "hosts", network.name, [])
+    """Rewrite this network's block in the /etc/hosts of every container on it (and drop it from LEAVING's).
+
+    Under the network's lock: two containers starting at once each write what both see,
+    never one an older list over the other's newer one."""
+    with network.locked():
+        leases = network.leases.all()
+        for lease in leases:
+            peers = [f"{p.ip}\t{' '.join(p.data.get('names') or [p.data.get('name', '')])}"
+                     for p in leases if p.container != lease.container]
+            _write_block(root.containers / lease.container / "hosts", network.name, peers)
+        if leaving:
+            _write_block(root.containers / leaving / "hosts", network.name, [])
 
 
 def _write_block(path: Path, netname: str, lines: list[str]) -> None:
