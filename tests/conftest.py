@@ -260,7 +260,7 @@ def _leaks(before, ours: Path) -> list[str]:  # noqa: ANN001 - a _snapshot()
 
 
 def _remove_leftovers(root: Path) -> list[str]:
-    """Force-remove every container in the state root; return the ones still running."""
+    """Force-remove every container and user network in the state root; return what was left."""
     from cshell.engine.container.containers import Runtime
     from cshell.engine.state import StateRoot
 
@@ -275,6 +275,11 @@ def _remove_leftovers(root: Path) -> list[str]:
                 rt.remove(c, force=True)
             except Exception as e:  # noqa: BLE001 - report below, keep cleaning
                 running.append(f"{c.name} (rm -f failed: {e})")
+        from cshell.engine.net import usernets
+
+        for net in usernets.all_networks(StateRoot(root)):  # `network create` left: its bridge, rules
+            running.append(f"network {net.name}")
+            usernets.remove(StateRoot(root), net.id)
     except Exception as e:  # noqa: BLE001
         running.append(f"(cleanup failed: {e})")
     return running
@@ -296,6 +301,6 @@ def _kernel_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     problems += [f"fd {fd} of the test process: {target}" for fd, target in sorted(_open_fds().items())
                  if fds_before.get(fd) != target]
     if left_running:
-        problems.insert(0, f"the test left running containers: {', '.join(left_running)} (removed now)")
+        problems.insert(0, f"the test left running containers or networks: {', '.join(left_running)} (removed now)")
     if problems:
         pytest.fail("kernel objects leaked:\n  " + "\n  ".join(problems), pytrace=False)

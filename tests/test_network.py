@@ -278,7 +278,7 @@ def test_port_in_use_is_refused_and_nothing_is_left(cshell: Cshell, state_root: 
 def test_invalid_specs_and_conflicting_options(cshell: Cshell) -> None:
     fails(cshell("run", "--rm", "-p", "80:http", "busybox", "true"), "invalid port spec")
     fails(cshell("run", "--rm", "-p", "1.2.3.4:8080:80", "busybox", "true"), "not an address of this host")
-    fails(cshell("run", "--rm", "--net", "bogus", "busybox", "true"), "unknown network mode")
+    fails(cshell("run", "--rm", "--net", "bogus", "busybox", "true"), "network bogus not found")  # docker's words
     fails(cshell("run", "--rm", "--net", "none", "-p", "80", "busybox", "true"), "no network to publish")
     ok(cshell("run", "-d", "--name", "a", "busybox", "sleep", "100"))
     fails(cshell("run", "--rm", "--net", "container:a", "-p", "80", "busybox", "true"), "conflicting options")
@@ -308,6 +308,23 @@ def test_two_containers_reach_each_other(cshell: Cshell, state_root: Path) -> No
     ok(cshell("rm", "-f", "server", "client"))
     assert wait_for(lambda: not os.path.exists(f"/sys/class/net/{bridge_of(state_root)}")), \
         "the bridge must go with its last container"
+
+
+@pytest.mark.kernel
+def test_busybox_resolves_names_from_etc_hosts(cshell: Cshell) -> None:
+    """busybox-static is glibc: without the NSS modules in the image, wget http://web/ segfaulted."""
+    ok(cshell("run", "-d", "--name", "web", "busybox", "sh", "-c", HTTPD))
+    ok(cshell("run", "-d", "--name", "client", "busybox", "sleep", "100"))
+    web_ip = inspect(cshell, "web")["NetworkSettings"]["IPAddress"]
+    http_get(web_ip, 80)
+    ok(cshell("exec", "client", "sh", "-c", f"echo '{web_ip} web' >> /etc/hosts"))
+    assert ok(cshell("exec", "client", "wget", "-qO-", "http://web/")).startswith("hello from")
+    assert f"PING web ({web_ip})" in ok(cshell("exec", "client", "ping", "-c", "1", "-W", "2", "web"))
+    proc = cshell("exec", "client", "wget", "-qO-", "http://nosuchname/")
+    assert proc.returncode == 1 and "bad address 'nosuchname'" in proc.stderr  # an error, not SIGSEGV (139)
+    proc = cshell("exec", "client", "wget", "-qO-", f"http://{web_ip}:1/")
+    assert proc.returncode == 1 and "Connection refused" in proc.stderr
+    ok(cshell("rm", "-f", "web", "client"))
 
 
 @pytest.mark.kernel

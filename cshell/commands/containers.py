@@ -181,8 +181,11 @@ RUN_OPTIONS = (  # run's and create's
     Opt(("-p", "--publish"), "publish a container port on the host: [IP:][HOSTPORT:]CTRPORT[/tcp|udp]",
         "SPEC", multi=True),
     Opt(("-P", "--publish-all"), "publish every port the image EXPOSEs, each on a free host port"),
-    Opt(("--net", "--network"), "bridge (default), none, host, or container:NAME", "MODE",
-        complete=NETMODE),
+    Opt(("--net", "--network"), "bridge (default), none, host, container:NAME, or a network from "
+        "`network create`", "MODE", complete=NETMODE),
+    Opt(("--network-alias",), "another name for the container on its user-defined network", "NAME",
+        multi=True),
+    Opt(("--ip",), "the container's address on its user-defined network", "IP"),
     Opt(("-v", "--volume"), "a volume or bind mount: /PATH (anonymous), NAME:/PATH, /HOST:/PATH, + :ro",
         "SPEC", multi=True),
     Opt(("--mount",), "type=bind|volume|tmpfs,source=…,target=…[,readonly]", "SPEC", multi=True),
@@ -231,6 +234,8 @@ Networks (`--net`), docker's four modes:
 - **host**: the host's own network namespace (its interfaces, its ports, its hostname).
 - **container:NAME**: the network namespace of the running container NAME: the
   same `eth0`, address and ports, no veth of its own (`ns ls` shows one net inode).
+- **a user-defined network** (`network create NAME`): its own bridge and subnet;
+  containers on it find each other by name and `--network-alias` (see `help network create`).
 
 `-p 8080:80` makes the container's port 80 answer on port 8080 of every host
 address, 127.0.0.1 included (`-p 127.0.0.1:8080:80` on one address, `-p 80` on
@@ -271,7 +276,8 @@ def _run_options(args: SimpleNamespace, detach: bool) -> RunOptions:
                       interactive=args.interactive, tty=args.tty, auto_remove=args.rm,
                       env=args.env, env_file=args.env_file, workdir=args.workdir, hostname=args.hostname,
                       domainname=args.domainname,
-                      network=args.network or "bridge", publish=args.publish, publish_all=args.publish_all,
+                      network=args.network or "bridge", network_aliases=args.network_alias or [], ip=args.ip,
+                      publish=args.publish, publish_all=args.publish_all,
                       volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, init=args.init,
                       read_only=args.read_only, restart=args.restart, user=args.user, cap_add=args.cap_add, cap_drop=args.cap_drop,
                       privileged=args.privileged, security_opt=args.security_opt,

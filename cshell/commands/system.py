@@ -51,7 +51,8 @@ In order: stopped containers (`rm`; one being started by another shell right
 now is left alone), dangling images (untagged, no container uses them; with -a
 every unused image), the blobs and unpacked layers nothing needs any more, the
 build cache, with --volumes the anonymous volumes no container uses (named
-volumes stay, as in docker 23+), and network state of no running container
+volumes stay, as in docker 23+), the user-defined networks no container uses
+(their bridges and rules), and network state of no running container
 (leases, veths, iptables rules, an unused bridge). Prints what went and the
 space reclaimed. Running containers and what they use are never touched.""")
 def system_prune(ctx: Context, args: SimpleNamespace) -> int:
@@ -59,7 +60,8 @@ def system_prune(ctx: Context, args: SimpleNamespace) -> int:
     from cshell.views.system import prune_view
 
     if not args.force:
-        what = ["all stopped containers", "all stale network state (leases, veths, rules)",
+        what = ["all stopped containers", "all networks not used by at least one container",
+                "all stale network state (leases, veths, rules)",
                 "all images without at least one container associated to them" if args.all
                 else "all dangling images", "the build cache"]
         if args.volumes:

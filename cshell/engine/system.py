@@ -37,6 +37,7 @@ from cshell.record import factory, record
 if TYPE_CHECKING:
     from cshell.engine.container.containers import Container, Runtime
     from cshell.engine.image.store import Image, Store
+    from cshell.engine.net.network import Network
 
 YOUNG = 30.0  # seconds: something this young may be another shell's work in progress
 
@@ -206,6 +207,7 @@ class PruneReport:
     cache_entries: int = 0
     volumes: list[str] = factory(list)
     network: list[str] = factory(list)
+    networks: list[str] = factory(list)  # user-defined networks no container uses (docker's Deleted Networks)
     partials: list[str] = factory(list)  # half-written blobs and layers a killed process left
     blobs: int = 0
     layers: int = 0
@@ -215,9 +217,10 @@ class PruneReport:
 
 def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> PruneReport:
     """docker system prune: stopped containers, dangling images (-a: every unused one), the build
-    cache, stale network state, and with ``volumes`` unused anonymous volumes. Every step runs,
+    cache, stale network state, user-defined networks no container uses, and with ``volumes`` unused anonymous volumes. Every step runs,
     whatever failed before; errors come back one line each."""
     from cshell.engine.build import commit as images
+    from cshell.engine.net import usernets
     from cshell.engine.net.network import Network
     from cshell.engine.volumes.volumes import Volumes
 
@@ -238,6 +241,7 @@ def prune(rt: Runtime, all_images: bool = False, volumes: bool = False) -> Prune
     if volumes:
         report.volumes = work.attempt("volumes", Volumes(rt.root).prune) or []
     report.network = work.attempt("network", Network(rt.root).reconcile, rt._holds_network, rules=True) or []  # noqa: SLF001
+    report.networks = work.attempt("networks", usernets.prune, rt.root) or []
     report.reclaimed = max(0, before - tree_size(rt.root.path))
     report.errors = work.errors
     return report
@@ -448,11 +452,15 @@ def _remove_dead_dir(d: Path) -> None:
 
 
 def _check_container(ck: Checker, c: Container, mounts: list[str]) -> None:
+    from cshell.engine.net import usernets
     from cshell.engine.net.network import Network
 
     rt, subject = ck.rt, f"container {c.name}"
     recorded = c.state.get("status", "created")
-    network = Network(rt.root)
+    mode = c.config.get("network", "none")
+    # the network it was started on: a user network's leases are kept with that network
+    network = (usernets.network_for(rt.root, mode) if usernets.is_user_mode(mode) and usernets.find(rt.root, mode)
+               else Network(rt.root))
     leases = network.leases.of(c.id)
     groups = [g for g in cgroups.container_dirs(c.id) if g.is_dir()]
     if recorded == "running":
@@ -490,7 +498,7 @@ def _check_container(ck: Checker, c: Container, mounts: list[str]) -> None:
                    lambda: cgroups.remove(c.id), "removed the cgroup")
     if leases and not _young(leases[0].path):
         ck.problem(subject, f"stopped, but it still holds the address {leases[0].ip}",
-                   lambda: network.release(c.id), "released the lease, veth and rules")
+                   lambda: usernets.release_all(rt.root, c.id), "released the lease, veth and rules")
     if mounts:
         ck.problem(subject, f"stopped, but {len(mounts)} host mount(s) remain below it, e.g. {mounts[0]}",
                    lambda: [_detach(p) for p in mounts], "detached them")
@@ -523,11 +531,16 @@ def _in_cgroup(pid: int, cid: str) -> bool:
 
 
 def _check_network(ck: Checker) -> None:
+    from cshell.engine.net import usernets
     from cshell.engine.net.network import Network
 
-    network = Network(ck.rt.root)
-    if not network.dir.is_dir():
-        return
+    for network in [Network(ck.rt.root), *(Network(ck.rt.root, n) for n in usernets.all_networks(ck.rt.root))]:
+        if network.dir.is_dir():
+            _check_one_network(ck, network)
+
+
+def _check_one_network(ck: Checker, network: Network) -> None:
+    """Leases of containers that are gone, veths and rules no lease accounts for, an unused default bridge."""
     for lease in network.leases.all():
         if not (ck.rt.root.containers / lease.container).is_dir() and not _young(lease.path):
             ck.problem(f"lease {lease.ip}", f"held for container {lease.container[:12]}, which no longer exists",
@@ -540,5 +553,5 @@ def _check_network(ck: Checker) -> None:
     for tag, lines in rules.items():
         ck.problem(f"iptables {tag}", f"{len(lines)} rule(s) of a container that holds no lease",
                    lambda: network.sweep(rules=True), "deleted them")
-    if network.bridge_left() and not network.leases.all():
+    if network.bridge_left() and not network.leases.all() and network.user is None:
         ck.problem(f"bridge {network.bridge}", "no container uses it", network.drop_bridge, "deleted it")

@@ -96,6 +96,15 @@ class StateCache:
         except Exception:  # noqa: BLE001 - no root yet, no permission, a half-written file: nothing to offer
             return []
 
+    def networks(self) -> list[str]:
+        """User-defined networks' names (a few small files: read each time)."""
+        try:
+            from cshell.engine.net.usernets import all_networks
+
+            return [n.name for n in all_networks(self.root)]
+        except Exception:  # noqa: BLE001 - completion never fails loudly
+            return []
+
     def _read_images(self) -> list[str]:
         try:
             from cshell.engine.image.store import Store
@@ -265,7 +274,8 @@ class CshellCompleter(Completer):
         elif hint == NSKIND:
             yield from self._ns_kinds(current)
         elif hint == NETMODE:
-            modes = ["bridge", "none", "host", *(f"container:{c.name}" for c in self.cache.running())]
+            modes = ["bridge", "none", "host", *self.cache.networks(),
+                     *(f"container:{c.name}" for c in self.cache.running())]
             yield from _matching(modes, current)
         elif hint == COMMAND:
             # a cshell command name (`help ns join`); a command line inside a container is never offered

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from cshell.engine.net.netinfo import Attachment, BridgeInfo, Iface
+from cshell.engine.net.netinfo import Attachment, BridgeInfo, Iface, Member
 
 CABLE = " ━━━━ veth pair ━━━━ "
 
@@ -25,29 +25,33 @@ def _iface_text(i: Iface, style: str = "") -> Text:
 
 
 def _bridge_line(b: BridgeInfo) -> Text:
-    t = Text("host ", style="dim")
+    t = Text(f"network {b.network}: ", style="bold")
+    t.append("host ", style="dim")
     if not b.exists or b.iface is None:
         t.append(f"bridge {b.name}", style="bold")
-        t.append("  not there: made with the first bridge-mode container, removed with the last", style="dim")
+        t.append("  not there: made with the first bridge-mode container, removed with the last"
+                 if b.network == "bridge" else "  not there: made again for its first container", style="dim")
         return t
     t.append_text(_iface_text(b.iface, "magenta"))
     t.append(f"  bridge · route_localnet={b.route_localnet or '?'}", style="dim")
+    if b.network != "bridge":
+        t.append(" · names in /etc/hosts · isolated from other bridges", style="dim")
     if b.masquerade:
         t.append(" · masquerade on", style="yellow")
     return t
 
 
-def _bridged(a: Attachment, joiners: list[Attachment]) -> Text:
+def _bridged(m: Member, joiners: list[Attachment]) -> Text:
+    a = m.attachment
     t = Text()
-    if a.host_end is not None:
-        t.append_text(_iface_text(a.host_end, "cyan"))
+    if m.host_end is not None:
+        t.append_text(_iface_text(m.host_end, "cyan"))
     else:
         t.append("(no host end)", style="red")
     t.append(CABLE, style="yellow")
-    eth0 = next((i for i in a.inside if i.name == "eth0"), None)
-    if eth0 is not None:
-        t.append_text(_iface_text(eth0, "cyan"))
-        t.append(f"  {eth0.mac}", style="dim")
+    if m.inside is not None:
+        t.append_text(_iface_text(m.inside, "cyan"))
+        t.append(f"  {m.inside.mac}", style="dim")
     t.append("\n")
     t.append(a.name, style="bold")
     t.append(f"  {a.netns}", style="blue")
@@ -58,24 +62,30 @@ def _bridged(a: Attachment, joiners: list[Attachment]) -> Text:
     return t
 
 
-def net_ls_view(bridge: BridgeInfo, attachments: list[Attachment]) -> Group:
-    tree = Tree(_bridge_line(bridge), guide_style="dim")
-    owners = {a.netns: a for a in attachments if a.mode == "bridge"}
-    for a in attachments:
-        if a.mode == "bridge":
-            joiners = [j for j in attachments if j.mode.startswith("container:") and j.netns == a.netns]
-            tree.add(_bridged(a, joiners))
+def net_ls_view(bridges: list[tuple[BridgeInfo, list[Member]]], attachments: list[Attachment]) -> Group:
+    """Every bridge (the default one, then each user network's) with its cables, then the rest."""
+    parts: list[object] = []
+    cabled = set()
+    for bridge, cables in bridges:
+        if bridge.network != "bridge" or bridge.exists or cables:
+            tree = Tree(_bridge_line(bridge), guide_style="dim")
+            for m in cables:
+                joiners = [j for j in attachments if j.mode.startswith("container:") and j.netns == m.attachment.netns]
+                tree.add(_bridged(m, joiners))
+                cabled.add(m.attachment.netns)
+            parts.append(tree)
+    if not parts:
+        parts.append(Tree(_bridge_line(bridges[0][0]), guide_style="dim"))
     others = Table(box=None, header_style="bold", pad_edge=False, title="not on the bridge",
                    title_justify="left", title_style="dim")
     for col in ("CONTAINER", "MODE", "NET NAMESPACE", "INTERFACES"):
         others.add_column(col, no_wrap=True)
     for a in attachments:
-        if a.mode == "bridge" or (a.mode.startswith("container:") and a.netns in owners):
+        if a.netns in cabled:
             continue
         ifaces = "the host's" if a.mode == "host" else ", ".join(
             f"{i.name} {' '.join(i.addresses)}".strip() for i in a.inside)
         others.add_row(a.name, a.mode, a.netns, ifaces)
-    parts: list[object] = [tree]
     if others.row_count:
         parts.append(others)
     parts.append(Text("(if N) is an interface index; `peer if N` names the other end of a veth, "
@@ -132,3 +142,13 @@ def bridge_view(b: BridgeInfo) -> Group:
     leases = ", ".join(f"{ip} → {cid[:12]}" for ip, cid in sorted(b.leases.items())) or "-"
     t.add_row("leases", leases)
     return Group(t)
+
+
+def network_table(rows: list[tuple[str, str, str]]) -> Table:
+    """docker network ls: NETWORK ID, NAME, DRIVER, SCOPE."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("NETWORK ID", "NAME", "DRIVER", "SCOPE"):
+        table.add_column(col, no_wrap=True)
+    for nid, name, driver in rows:
+        table.add_row(nid[:12], name, driver, "local")
+    return table

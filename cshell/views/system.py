@@ -72,6 +72,7 @@ def prune_view(r: PruneReport) -> Group:
     section("Deleted Containers:", r.containers)
     section("Deleted Images:", r.images)
     section("Deleted Volumes:", r.volumes)
+    section("Deleted Networks:", r.networks)
     section("Network state released:", r.network)
     section("Left by interrupted commands:", r.partials)
     if r.cache_entries:

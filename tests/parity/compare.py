@@ -36,8 +36,10 @@ KINDS = (  # (kind, pattern): the first that matches stderr names the kind of er
     ("paused", r"\bpaused\b"),  # pause twice, unpause a running one, exec/start/rm of a paused one
     ("no-port", r"no public port"),
     ("not-running", r"is not running"),
+    ("predefined", r"pre-defined network"),
+    ("not-connected", r"is not connected to network"),
     ("missing", r"no such|unable to find|not found|does not exist|unknown network"),
-    ("conflict", r"already in use|conflict|is running|cannot remove a running|in use|used by|must force|stop it first"),
+    ("conflict", r"already in use|conflict|is running|cannot remove a running|in use|used by|must force|stop it first|already exists|active endpoints"),
     ("invalid", r"invalid|not a valid|bad |minimum|failed to parse"),
     ("build", r"returned a non-zero code|step \d+/\d+"),
 )

@@ -73,6 +73,8 @@ class Engines:
         ids = self.docker("ps -aq").stdout.split()
         if ids:
             self.docker("rm -f " + " ".join(ids))
+        self.cshell("network prune -f")  # user networks: their bridges and rules go with them
+        self.docker("network prune -f")
         volumes = self.docker("volume ls -q").stdout.split()
         if volumes:
             self.docker("volume rm -f " + " ".join(volumes))

@@ -470,3 +470,47 @@ ERRORS = {
 @pytest.mark.parametrize("case", cases(ERRORS))
 def test_errors(engines: Engines, case: Case) -> None:
     compare(engines, case)
+
+
+# -- user-defined networks and names ------------------------------------------------------------
+NET = ("network create demo",)
+WEB = (*NET, f"run -d --name web --network demo --network-alias www {BB} sh -c "
+       "'mkdir /w; echo hi > /w/index.html; exec httpd -f -h /w'")
+NETWORKS = {
+    "network-create-prints": Case("network create demo"),
+    "network-create-twice": Case("network create demo", setup=NET, view="status"),
+    "network-create-bad-name": Case("network create 'bad name'", view="status", diff="D16"),
+    "network-ls": Case("network ls", setup=NET, view="table"),
+    "network-ls-q": Case("network ls -q", setup=NET),
+    "network-rm-prints": Case("network rm demo", setup=NET),
+    "network-rm-missing": Case("network rm nosuch", view="status"),
+    "network-rm-in-use": Case("network rm demo", setup=(*NET, f"run -d --name cc --network demo {BB} sleep 300"),
+                              view="status"),
+    "network-rm-bridge": Case("network rm bridge", view="status"),
+    "network-prune-prints": Case("network prune -f", setup=NET),
+    "network-inspect-shape": Case("network inspect demo", setup=NET, view="shape"),
+    "network-inspect-name": Case("network inspect -f '{{.Name}} {{.Driver}} {{.Scope}}' demo", setup=NET),
+    "run-unknown-network-125": Case(f"run --rm --network nosuch {BB} true", view="status"),
+    "alias-on-default-bridge-ignored": Case(f"run --rm --network-alias x {BB} true", view="status"),
+    "ip-on-default-bridge-ignored": Case(f"run --rm --ip 172.17.0.9 {BB} true", view="status"),
+    "name-resolves": Case(f"run --rm --network demo {BB} sh -c 'sleep 1; wget -qO- http://web/'", setup=WEB),
+    "alias-resolves": Case(f"run --rm --network demo {BB} sh -c 'sleep 1; wget -qO- http://www/'", setup=WEB),
+    "default-bridge-has-no-names": Case(f"run --rm {BB} ping -c1 -W1 web",
+                                        setup=(f"run -d --name web {BB} sleep 300",), view="status"),
+    "other-network-cannot-resolve": Case(f"run --rm --network other {BB} ping -c1 -W1 web",
+                                         setup=(*WEB, "network create other"), view="status"),
+    "connect-then-resolves": Case("exec cc sh -c 'sleep 1; wget -qO- http://web/'",
+                                  setup=(*WEB, "network create other", f"run -d --name cc --network other {BB} sleep 300",
+                                         "network connect demo cc")),
+    "disconnect-not-connected": Case("network disconnect demo cc",
+                                     setup=(*NET, f"run -d --name cc {BB} sleep 300"), view="status"),
+    "resolver-is-hosts-file": Case(f"run --rm --network demo {BB} nslookup web", setup=WEB, view="status",
+                                   diff="D15"),
+    "disconnect-run-network": Case("network disconnect demo web", setup=WEB, view="status", diff="D17"),
+    "network-inspect-bridge": Case("network inspect -f '{{.Name}}' bridge", view="status", diff="D16"),
+}
+
+
+@pytest.mark.parametrize("case", cases(NETWORKS))
+def test_networks(engines: Engines, case: Case) -> None:
+    compare(engines, case)

@@ -101,6 +101,8 @@ class RunOptions:
     # bridge | none | host | container:NAME. The `run` command defaults to bridge, as docker
     # does; the library default stays none (build's RUN steps, the in-process benchmark).
     network: str = "none"
+    network_aliases: list[str] = factory(list)  # --network-alias: more names on a user network
+    ip: str | None = None  # --ip: this address on a user network
     publish: list[str] = factory(list)  # -p specs, docker's syntax
     publish_all: bool = False  # -P: every EXPOSEd port of the image, on free host ports
     builder: bool = False  # a build step's container: reconcile removes it once its builder is gone
@@ -301,8 +303,18 @@ class Container:
                 "WorkingDir": cfg["workdir"], "Entrypoint": cfg.get("entrypoint"),
                 **({"Healthcheck": cfg["healthcheck"]} if cfg.get("healthcheck") else {}),
             },
-            "NetworkSettings": network_settings(st.get("network") if running else None),
+            "NetworkSettings": network_settings(st.get("network") if running else None,
+                                                self._connected() if running else {}),
         })
+
+    def _connected(self) -> dict[str, dict[str, Any]]:
+        """The networks `network connect` added: {name: its lease's address}, read from the leases."""
+        extra = [n for n in self.config.get("networks") or {} if n != self.config.get("network")]
+        if not extra:
+            return {}
+        from cshell.engine.net import usernets
+
+        return usernets.addresses(StateRoot(self.dir.parent.parent), self.id, extra)
 
 
 # docker inspect's key order (Go struct order) where cshell's dicts are built elsewhere (limits,
@@ -337,8 +349,9 @@ def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]
     return out
 
 
-def network_settings(net: dict[str, Any] | None) -> dict[str, Any]:
-    """docker inspect's .NetworkSettings: filled while the container runs, empty after."""
+def network_settings(net: dict[str, Any] | None, connected: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """docker inspect's .NetworkSettings: filled while the container runs, empty after;
+    CONNECTED: the other networks' entries (network connect)."""
     net = net or {}
     ports: dict[str, list[dict[str, str]]] = {}
     for p in net.get("ports", []):
@@ -348,8 +361,9 @@ def network_settings(net: dict[str, Any] | None) -> dict[str, Any]:
     settings = {"Bridge": net.get("bridge", ""), "Ports": ports, "Gateway": gateway, "IPAddress": ip,
                 "IPPrefixLen": prefix or 0, "MacAddress": mac, "Networks": {}}  # docker's key order
     if ip:
-        settings["Networks"]["bridge"] = {"Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix,
+        settings["Networks"][net.get("network") or "bridge"] = {"Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix,
                                           "MacAddress": mac}
+    settings["Networks"].update(connected or {})
     return settings
 
 
@@ -455,7 +469,7 @@ class Runtime:
         requested_env = user_env(opts.env_file, opts.env)
         mount_specs = parse_all(opts.volumes, opts.mounts, opts.tmpfs)  # all checked before anything is made
         security = security_settings(opts.cap_add, opts.cap_drop, opts.privileged, opts.security_opt, opts.user)
-        mode = parse_mode(opts.network)
+        mode, endpoints = self._network_mode(opts)
         joined = self._join_target(mode, opts) if mode.startswith("container:") else None
         if joined is not None:
             mode = f"container:{joined.id}"  # docker keeps the id: a rename cannot redirect it
@@ -514,6 +528,7 @@ class Runtime:
                 "domainname": domainname,
                 "tty": opts.tty, "interactive": opts.interactive, "auto_remove": opts.auto_remove,
                 "network": mode, "ports": [b.to_json() for b in ports], "publish_all": opts.publish_all,
+                **({"networks": endpoints} if endpoints else {}),
                 "exposed": sorted(img_cfg.get("ExposedPorts") or {}),  # ps shows them unpublished: 80/tcp
                 "mounts": materialize(self.root, mount_specs),
                 "limits": limits, "init": opts.init, "read_only": opts.read_only, "restart": restart_policy,
@@ -529,6 +544,22 @@ class Runtime:
         c = Container(d)
         c.emit("create")
         return c
+
+    def _network_mode(self, opts: RunOptions) -> tuple[str, dict[str, Any]]:
+        """--network: a mode (bridge, none, host, container:X) or a user network's name, with
+        --network-alias and --ip, which docker allows on user networks only."""
+        from cshell.engine.net import usernets
+
+        if not usernets.is_user_mode(opts.network or "bridge"):  # docker 20.10 ignores both there
+            if opts.ip or opts.network_aliases:
+                trace.step("--ip and --network-alias apply to user-defined networks only: ignored, as docker does")
+            return parse_mode(opts.network), {}
+        net = usernets.find(self.root, opts.network)
+        if net is None:
+            raise NotFound(f"network {opts.network} not found", "use bridge, none, host, container:NAME or a network of `network ls` (network create NAME makes one)")
+        if opts.ip:
+            usernets.check_ip(net, opts.ip)
+        return net.name, {net.name: {"aliases": list(opts.network_aliases), "ip": opts.ip or ""}}
 
     def _taken_names(self) -> set[str]:
         """Every container's name, and the names of those being created right now (.name)."""
@@ -607,23 +638,30 @@ class Runtime:
 
     def _prepare_network(self, c: Container) -> NetPlan:
         """Bridge, lease and reserved ports (or the namespace to join), and /etc/hosts to match."""
+        from cshell.engine.net import usernets
         from cshell.engine.net.portmap import PortBinding
 
         mode = c.config.get("network", "none")
         join_pid = self._running_join_target(mode) if mode.startswith("container:") else 0
         ports = [PortBinding.from_json(p) for p in c.config.get("ports", [])]
-        net = Network(self.root).prepare(c.id, mode, ports, join_pid)
+        network = usernets.network_for(self.root, mode)
+        if network.user is not None:
+            net = network.prepare(c.id, "bridge", ports, **usernets.endpoint(c.config, network.name))
+        else:
+            net = network.prepare(c.id, mode, ports, join_pid)
         try:
             if net.mode == "bridge":  # docker's line: the address, then the hostname (and the name)
                 names = own_names(c.config["hostname"], c.config.get("domainname", ""), c.name)
                 atomic_write(c.dir / "hosts", hosts_text(f"{net.ip}\t{names}").encode())
+                if network.user is not None:  # the peers' names, and ours in theirs
+                    usernets.refresh_hosts(self.root, network)
             elif net.mode == "container":  # docker shares the joined container's files too
                 joined = self.get(mode.partition(":")[2])
                 for etc in ("hosts", "resolv.conf"):
                     shutil.copyfile(joined.dir / etc, c.dir / etc)
         except BaseException:
             net.close_fds()
-            Network(self.root).release(c.id)
+            usernets.release_all(self.root, c.id)
             raise
         return net
 
@@ -659,7 +697,7 @@ class Runtime:
         step runs even when an earlier one failed: this must never lose the container.
         """
         work = Cleanup()
-        work.attempt(f"{c.name}: network", Network(self.root).release, c.id)
+        work.attempt(f"{c.name}: network", release_network, self.root, c.id)
         work.attempt(f"{c.name}: cgroup", cgroups.remove, c.id)
         work.attempt(f"{c.name}: mounts", self._unmount_leftovers, c)
         c.state = c.reload_state()  # the shim may have written meanwhile
@@ -879,7 +917,7 @@ class Runtime:
         what = f"container {c.name}"
         if c.alive():  # the same process (start time checked): never a PID reused by someone else
             work.attempt(f"{what}: kill PID 1 ({c.pid})", self._kill_orphan, c)
-        work.attempt(f"{what}: network", Network(self.root).release, c.id)
+        work.attempt(f"{what}: network", release_network, self.root, c.id)
         left = work.attempt(f"{what}: cgroup", cgroups.remove, c.id)
         if left:
             work.errors.append(f"{what}: cgroup {left[0]} still has processes")
@@ -929,7 +967,7 @@ class Runtime:
             self._wait_recorded(c)
         work = Cleanup()
         # Normally the shim's job; not if it was killed. Every step runs, whatever failed before.
-        work.attempt(f"{c.name}: network", Network(self.root).release, c.id)
+        work.attempt(f"{c.name}: network", release_network, self.root, c.id)
         left = work.attempt(f"{c.name}: cgroup", cgroups.remove, c.id)
         work.attempt(f"{c.name}: mounts", self._unmount_leftovers, c)
         if left:
@@ -972,6 +1010,11 @@ class Runtime:
                          any(p.startswith(f"{d}/") for p in host_mounts))
         network = Network(self.root)
         work.done += work.attempt("network", network.reconcile, self._holds_network, rules=bool(work.done)) or []
+        if (self.root.path / "networks").is_dir():
+            from cshell.engine.net import usernets
+
+            work.done += work.attempt("networks", usernets.reconcile, self.root, self._holds_network,
+                                      rules=bool(work.done)) or []
         return work
 
     def _remove_partials(self) -> list[str]:
@@ -1088,6 +1131,13 @@ def _stopped_by_user(c: Container) -> None:
     with contextlib.suppress(OSError, ValueError):
         c.state = c.reload_state()
         c.save_state(stopped_by_user=True)
+
+
+def release_network(root: StateRoot, cid: str) -> None:
+    """The container's addresses on every network, its veths and rules (peers' /etc/hosts told)."""
+    from cshell.engine.net import usernets
+
+    usernets.release_all(root, cid)
 
 
 def _check_image_env(ref: str, img_cfg: dict[str, Any]) -> None:

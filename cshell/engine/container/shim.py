@@ -30,6 +30,7 @@ from cshell.engine.kernel.processes import exit_code_of, process_start_time, rep
 from cshell.engine.limits import cgroups
 from cshell.engine.limits.limits import apply as apply_limits
 from cshell.engine.limits.limits import oom_killed
+from cshell.engine.net import usernets
 from cshell.engine.net.network import InitNetns, NetPlan, Network
 from cshell.engine.state import StateRoot, now
 from cshell.errors import CShellError, reason
@@ -166,7 +167,8 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         checker.start()
     trace.step(f"unshare({sc.clone_flag_names(sc.CLONE_NEWPID)})  # the next child is PID 1")
     sc.unshare(sc.CLONE_NEWPID)
-    network = Network(StateRoot(net.root or container.dir.parent.parent))
+    root = StateRoot(net.root or container.dir.parent.parent)
+    network = usernets.network_for(root, net.network) if net.network else Network(root)
     netns = network.enter_for_init(net)
     pid = os.fork()
     if pid == 0:
@@ -179,7 +181,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     network.leave(netns)
     for fd in (sync_r, err_w, *{fd for fd in stdio if fd > 2}):
         os.close(fd)
-    failure = _wire(network, net, netns, pid)
+    failure = _wire(network, net, netns, pid) or _attach_extras(root, container.config, net, pid)
     # The init may fail its setup (e.g. the overlay mount) and exit before this:
     # then its error is waiting in err_r, and that is what the user must see.
     if not failure:
@@ -193,7 +195,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         if checker is not None:
             checker.cancel()
         os.waitpid(pid, 0)
-        _release(network, container.id, net)
+        _release(root, container.id, net)
         cgroups.remove(container.id)
         code, _, message = failure.partition("\t")
         report(io.status_w, f"error {code}\t{message}")
@@ -221,7 +223,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     oom = False
     with contextlib.suppress(CShellError, OSError):
         oom = oom_killed(container.id)  # read before the group is gone
-    _release(network, container.id, net, drop_bridge=False)
+    _release(root, container.id, net, drop_bridge=False)
     with contextlib.suppress(CShellError, OSError):
         cgroups.remove(container.id)
     if oom:
@@ -287,11 +289,27 @@ def _wire(network: Network, net: NetPlan, netns: InitNetns | None, pid: int) -> 
     return ""
 
 
-def _release(network: Network, cid: str, net: NetPlan, drop_bridge: bool = True) -> None:
-    """The container's veth, rules and lease; then its reserved host ports are free again."""
+def _attach_extras(root: StateRoot, config: dict, net: NetPlan, pid: int) -> str:
+    """The networks `network connect` added while the container was stopped: one more ethN each."""
+    if net.mode != "bridge":
+        return ""
+    for name in config.get("networks") or {}:
+        if name == net.network:
+            continue
+        try:
+            usernets.attach(root, usernets.get(root, name), config, pid)
+        except (CShellError, OSError) as e:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return f"125\t{getattr(e, 'message', None) or reason(e)}"
+    return ""
+
+
+def _release(root: StateRoot, cid: str, net: NetPlan, drop_bridge: bool = True) -> None:
+    """The container's veths, rules and leases (every network); then its reserved host ports are free again."""
     if net.mode == "bridge":
         with contextlib.suppress(CShellError, OSError):
-            network.release(cid, drop_bridge)
+            usernets.release_all(root, cid, drop_bridge)
     net.close_fds()
 
 

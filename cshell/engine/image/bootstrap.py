@@ -2,7 +2,11 @@
 
 ``busybox`` is built from Debian's busybox-static: one statically linked
 binary plus a symlink per applet, a minimal /etc, and the empty directories
-a root filesystem has. ``debian:bookworm`` and ``python:3.11-slim`` are
+a root filesystem has. Debian links it statically against glibc, whose name
+lookups (getaddrinfo: `wget http://web/`, `ping web`) still dlopen the NSS
+modules at run time, and crash without them: the image also gets the host's
+libnss_files/libnss_dns with the libc.so.6 and ld.so they load (~2 MB, the
+same glibc busybox-static was built against on Debian) and an nsswitch.conf. ``debian:bookworm`` and ``python:3.11-slim`` are
 local stand-ins for Docker Hub's images: mmdebstrap installs Debian's
 packages into a root filesystem tar, which becomes the image's one layer.
 
@@ -213,6 +217,49 @@ def _busybox_rootfs(root: Path, busybox: Path) -> None:
     (root / "etc/passwd").write_text(
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
     (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    _add_nss(root)
+
+
+NSS_MODULES = ("libnss_files.so.2", "libnss_dns.so.2")
+NSSWITCH = "passwd: files\ngroup: files\nhosts: files dns\nservices: files\n"
+
+
+def nss_libraries() -> list[Path]:
+    """The host's NSS modules and what they load (libc.so.6, ld.so), by ldd; [] if it has none."""
+    ldd = shutil.which("ldd")
+    found: list[Path] = []
+    for directory in ("/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib"):
+        modules = [Path(directory) / m for m in NSS_MODULES]
+        if all(m.exists() for m in modules):
+            found = modules
+            break
+    if not found or ldd is None:
+        return []
+    deps = subprocess.run([ldd, *map(str, found)], capture_output=True, text=True, check=False).stdout
+    for line in deps.splitlines():
+        path = line.split("=>")[-1].split("(")[0].strip()
+        if path.startswith("/") and Path(path).exists() and Path(path) not in found:
+            found.append(Path(path))
+    return found
+
+
+def _add_nss(root: Path) -> None:
+    """What glibc's static getaddrinfo needs to resolve a name: the modules, libc, ld.so, nsswitch.conf.
+
+    Each file is copied to the path it has on the host (the loader and the modules look there).
+    Without them (not a glibc host) the image still works; only names do not resolve.
+    """
+    for lib in nss_libraries():
+        real = lib.resolve()
+        target = root / str(real).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy2(real, target)
+        link = root / str(lib).lstrip("/")
+        if link != target and not link.is_symlink():  # /lib64/ld-linux-x86-64.so.2 -> the real one
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(real)
+    (root / "etc/nsswitch.conf").write_text(NSSWITCH)
 
 
 def busybox(store: Store, ref: str = "busybox:latest") -> Image:
@@ -228,7 +275,8 @@ def busybox(store: Store, ref: str = "busybox:latest") -> Image:
         "config": {"Env": [DEFAULT_PATH], "Cmd": ["sh"],
                    "Labels": {SOURCE_LABEL: "bootstrap", "org.cshell.bootstrap.recipe": "busybox:latest"}},
         "history": [
-            {"created": now, "created_by": f"ADD {binary} + applet links  # cshell bootstrap from busybox-static"},
+            {"created": now, "created_by": f"ADD {binary} + applet links + glibc's NSS modules  "
+                                           "# cshell bootstrap from busybox-static"},
             {"created": now, "created_by": 'CMD ["sh"]', "empty_layer": True},
         ],
     }

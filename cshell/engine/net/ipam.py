@@ -96,21 +96,27 @@ class Leases:
     def of(self, cid: str) -> list[Lease]:
         return [lease for lease in self.all() if lease.container == cid]
 
-    def allocate(self, cid: str, subnet: Net, gateway: str, data: dict[str, Any]) -> Lease:
-        """The lowest free address of the subnet (after the gateway), taken atomically."""
+    def allocate(self, cid: str, subnet: Net, gateway: str, data: dict[str, Any], want: str = "") -> Lease:
+        """The lowest free address of the subnet (after the gateway), or WANT, taken atomically."""
         self.dir.mkdir(parents=True, exist_ok=True)
         taken = {lease.ip for lease in self.all()} | {gateway}
+        if want and want in taken:
+            raise Conflict(f"address {want} is already in use on this network",
+                           "choose another --ip, or leave it out to get a free one")
         body = json.dumps({"container": cid, **data}, sort_keys=True).encode()
         tmp = self.dir / f".{cid}.{os.getpid()}.tmp"
         tmp.write_bytes(body)
         try:
-            for host in subnet.hosts():
+            for host in [ipaddress.IPv4Address(want)] if want else subnet.hosts():
                 ip = str(host)
                 if ip in taken:
                     continue
                 try:
                     os.link(tmp, self.dir / ip)
                 except FileExistsError:
+                    if want:
+                        raise Conflict(f"address {want} is already in use on this network",
+                                       "choose another --ip, or leave it out to get a free one") from None
                     continue  # another shell took it between our look and our link
                 return Lease(ip, cid, self.dir / ip, {"container": cid, **data})
         finally:

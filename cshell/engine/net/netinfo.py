@@ -44,6 +44,16 @@ class BridgeInfo:
     route_localnet: str = ""
     masquerade: bool = False
     leases: dict[str, str] = factory(dict)  # address -> container id
+    network: str = "bridge"  # docker's name for it: bridge (the default one) or a user network's
+
+
+@record
+class Member:
+    """One cable on a bridge: the container, its host end and the interface inside it."""
+
+    attachment: Attachment
+    host_end: Iface | None
+    inside: Iface | None
 
 
 @record
@@ -74,8 +84,9 @@ def bridge_info(net: Network) -> BridgeInfo:
     from cshell.engine.net.netlink import Rtnl
 
     cfg = net.config()
-    info = BridgeInfo(net.bridge, net.bridge_exists(), cfg.subnet or "auto", masquerade=cfg.masquerade,
-                      leases={lease.ip: lease.container for lease in net.leases.all()})
+    info = BridgeInfo(net.bridge, net.bridge_exists(), net.user.subnet if net.user else cfg.subnet or "auto",
+                      masquerade=cfg.masquerade and net.user is None,
+                      leases={lease.ip: lease.container for lease in net.leases.all()}, network=net.name)
     if not info.exists:
         return info
     with Rtnl() as rt:
@@ -130,3 +141,17 @@ def _route_text(r: Any, ifaces: list[Iface]) -> str:
     dev = next((i.name for i in ifaces if i.index == r.oif), str(r.oif))
     dst = f"{r.dst}/{r.dst_len}" if r.dst_len else "default"
     return f"{dst} via {r.gateway} dev {dev}" if r.gateway else f"{dst} dev {dev}"
+
+
+def members(net: Network, info: BridgeInfo, attachments: list[Attachment]) -> list[Member]:
+    """The bridge's cables, one per lease: which veth on the host, which interface inside (eth0, eth1…)."""
+    by_id = {a.cid: a for a in attachments}
+    out = []
+    for lease in sorted(net.leases.all(), key=lambda item: tuple(int(b) for b in item.ip.split("."))):
+        a = by_id.get(lease.container)
+        if a is None:
+            continue  # stopped meanwhile
+        host_end = next((p for p in info.ports if p.name == lease.data.get("veth")), None)
+        inside = next((i for i in a.inside if host_end is not None and i.index == host_end.peer), None)
+        out.append(Member(a, host_end, inside))
+    return out

@@ -107,6 +107,7 @@ class NetPlan:
     port_fds: list[int] = factory(list)
     join_fd: int = -1  # container mode: the other container's /proc/PID/ns/net
     join_pid: int = 0
+    network: str = ""  # a user-defined network's name ("": the state root's default bridge)
 
     @property
     def init_net(self) -> str:
@@ -127,7 +128,7 @@ class NetPlan:
             return {"mode": self.mode}
         return {"mode": "bridge", "bridge": self.bridge, "ip": self.ip, "prefixlen": self.prefixlen,
                 "gateway": self.gateway, "mac": mac_for(self.ip), "veth": self.veth,
-                "ports": [b.to_json() for b in self.ports]}
+                "ports": [b.to_json() for b in self.ports], **({"network": self.network} if self.network else {})}
 
 
 @record
@@ -147,14 +148,55 @@ class InitNetns:
                 os.close(fd)
 
 
-class Network:
-    """One state root's bridge, leases and rules."""
+@record(frozen=True)
+class UserNet:
+    """A user-defined network (`network create`), as ROOT/networks/ID/network.json keeps it."""
 
-    def __init__(self, root: StateRoot) -> None:
+    id: str  # 64 hex, as docker's
+    name: str
+    subnet: str
+    gateway: str
+    created: str = ""
+    driver: str = "bridge"
+
+    @property
+    def bridge(self) -> str:
+        return f"{USER_BRIDGE_PREFIX}{self.id[:8]}"  # docker names its bridges br-<12 hex>; IFNAMSIZ allows 15
+
+
+USER_BRIDGE_PREFIX = "csn-"  # every user network's bridge, of every state root: the isolation rules match csn-+
+
+
+class Network:
+    """One bridge with its leases and rules: the state root's default bridge, or a user network's.
+
+    The default bridge exists only while a container uses it. A user network's
+    bridge is made by `network create` and lives until `network rm`, as docker's
+    br-… do (and is made again on first use if a reboot took it).
+    """
+
+    def __init__(self, root: StateRoot, user: UserNet | None = None) -> None:
         self.root = root
-        self.dir = root.path / "network"
-        self.bridge = bridge_name(root)
-        self.tag = f"cshell:{self.bridge}"
+        self.user = user
+        self.root_tag = f"cshell:{bridge_name(root)}"
+        if user is None:
+            self.dir = root.path / "network"
+            self.bridge = bridge_name(root)
+            self.tag = self.root_tag
+        else:  # tagged below the root's own tag: the root's leak checks and sweeps see it as the root's
+            self.dir = root.path / "networks" / user.id
+            self.bridge = user.bridge
+            self.tag = f"{self.root_tag}:n-{user.id[:8]}"
+
+    @property
+    def name(self) -> str:
+        return self.user.name if self.user else "bridge"
+
+    def owns_tag(self, tag: str) -> bool:
+        """A container tag (TAG:CID) of this network's: the default bridge's never include a user network's."""
+        if not tag.startswith(self.tag + ":"):
+            return False
+        return self.user is not None or not tag[len(self.tag) + 1:].startswith("n-")
 
     # -- files ------------------------------------------------------------------------
 
@@ -190,13 +232,14 @@ class Network:
 
     # -- the shell's part: bridge, lease, reserved ports -----------------------------
 
-    def prepare(self, cid: str, mode: str, ports: list[PortBinding], join_pid: int = 0) -> NetPlan:
+    def prepare(self, cid: str, mode: str, ports: list[PortBinding], join_pid: int = 0,
+                **endpoint: Any) -> NetPlan:
         """Everything that can fail for a reason the user can fix, before any process exists."""
-        if mode in ("none", "host"):
+        if mode in ("none", "host") and self.user is None:
             return NetPlan(mode, root=str(self.root.path))
-        if mode.startswith("container:"):
+        if mode.startswith("container:") and self.user is None:
             return self._prepare_join(join_pid)
-        return self._prepare_bridge(cid, ports)
+        return self._prepare_bridge(cid, ports, **endpoint)
 
     def _prepare_join(self, pid: int) -> NetPlan:
         try:
@@ -206,7 +249,7 @@ class Network:
                            "start it again, then retry") from None
         return NetPlan("container", root=str(self.root.path), join_fd=fd, join_pid=pid)
 
-    def _prepare_bridge(self, cid: str, ports: list[PortBinding]) -> NetPlan:
+    def _prepare_bridge(self, cid: str, ports: list[PortBinding], **endpoint: Any) -> NetPlan:
         from cshell.engine.net import portmap
         from cshell.engine.net.netlink import Rtnl
 
@@ -217,7 +260,7 @@ class Network:
         try:
             with self.locked(), Rtnl() as rt:
                 index, gateway, prefixlen = self._ensure_bridge(rt)
-                lease = self._lease(cid, gateway, prefixlen, ports)
+                lease = self._lease(cid, gateway, prefixlen, ports, **endpoint)
         except BaseException as e:
             for fd in fds:
                 os.close(fd)
@@ -229,14 +272,17 @@ class Network:
             raise
         return NetPlan("bridge", cid=cid, root=str(self.root.path), bridge=self.bridge, bridge_index=index,
                        ip=lease.ip, prefixlen=prefixlen, gateway=gateway, veth=veth_name(cid),
-                       ports=ports, port_fds=fds)
+                       ports=ports, port_fds=fds, network=self.user.name if self.user else "")
 
-    def _lease(self, cid: str, gateway: str, prefixlen: int, ports: list[PortBinding]) -> Lease:
+    def _lease(self, cid: str, gateway: str, prefixlen: int, ports: list[PortBinding], veth: str = "",
+               ip: str = "", **names: Any) -> Lease:
+        """The container's address (ip: the one asked for with --ip); names: what peers call it."""
         import ipaddress
 
         subnet = ipaddress.IPv4Network(f"{gateway}/{prefixlen}", strict=False)
         lease = self.leases.allocate(cid, subnet, gateway, {
-            "veth": veth_name(cid), "bridge": self.bridge, "ports": [b.to_json() for b in ports]})
+            "veth": veth or veth_name(cid), "bridge": self.bridge, "ports": [b.to_json() for b in ports],
+            **names}, want=ip)
         trace.step(f"lease {lease.ip}/{prefixlen} for the container: {lease.path}")
         return lease
 
@@ -257,9 +303,13 @@ class Network:
         from cshell.engine.net.ipam import choose_subnet
 
         cfg = self.config()
-        routes = [ipaddress.IPv4Network(f"{r.dst or '0.0.0.0'}/{r.dst_len}", strict=False) for r in rt.routes()]
-        subnet = choose_subnet(routes, cfg.subnet or None)
-        gateway, name = str(next(subnet.hosts())), self.bridge
+        if self.user is not None:
+            subnet, gateway = ipaddress.IPv4Network(self.user.subnet), self.user.gateway
+        else:
+            routes = [ipaddress.IPv4Network(f"{r.dst or '0.0.0.0'}/{r.dst_len}", strict=False) for r in rt.routes()]
+            subnet = choose_subnet(routes, cfg.subnet or None)
+            gateway = str(next(subnet.hosts()))
+        name = self.bridge
         trace.step(f"ip link add {name} type bridge  # subnet {subnet}: no host route overlaps it")
         try:
             rt.add_bridge(name)
@@ -270,6 +320,8 @@ class Network:
             # the alias (shown by `ip link`) says whose it is, as comments tag our iptables rules
             trace.step(f"ip link set {name} alias '{self.tag} {self.root.path}'")
             rt.set_alias(index, f"{self.tag} {self.root.path}")
+            if self.user is not None:  # first: the address is what marks a bridge complete
+                self._add_isolation_rules()
             trace.step(f"ip addr add {gateway}/{subnet.prefixlen} dev {name}  # the containers' gateway")
             rt.add_address(index, gateway, subnet.prefixlen)
             trace.step(f"sysctl -w net.ipv4.conf.{name}.route_localnet=1  # 127.0.0.1 may be DNATed out of it")
@@ -278,12 +330,20 @@ class Network:
             write_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
             trace.step(f"ip link set {name} up")
             rt.set_up(index)
-            self._add_bridge_rules(str(subnet), cfg)
+            if self.user is None:
+                self._add_bridge_rules(str(subnet), cfg)
         except BaseException:
             with contextlib.suppress(OSError):
                 rt.delete_link(index)
             raise
         return index, gateway, subnet.prefixlen
+
+    def _add_isolation_rules(self) -> None:
+        """Docker's DOCKER-ISOLATION chains, flattened: nothing is forwarded between two bridges."""
+        from cshell.engine.net import portmap
+
+        portmap.remove(self.tag, exact=True)  # a crash between the rules and the address: no duplicates
+        portmap.apply({"filter": isolation_rules(self.bridge, self.tag)})
 
     def _add_bridge_rules(self, subnet: str, cfg: NetConfig) -> None:
         """Rules for the bridge as a whole: forwarding between its ports, outbound NAT if asked."""
@@ -351,6 +411,45 @@ class Network:
         if plan.ports:
             portmap.apply(portmap.rules(plan.ports, plan.ip, plan.bridge, self.rule_tag(plan.cid)))
 
+    def attach(self, cid: str, pid: int, **endpoint: Any) -> Lease:
+        """One more interface in a running container's namespace, on this bridge (network connect).
+
+        The same cable as eth0's, named ethN inside, with an address and no default
+        route (the first network keeps the way out, as in docker). Undone by ``release``.
+        """
+        from cshell.engine.net.netlink import Rtnl, in_netns
+
+        veth = extra_veth_name(cid, self.user.id if self.user else "")
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with self.locked(), Rtnl() as rt:
+                index, gateway, prefixlen = self._ensure_bridge(rt)
+                lease = self._lease(cid, gateway, prefixlen, [], veth=veth, **endpoint)
+                try:
+                    with in_netns(fd) as ctr:
+                        names = {link.name for link in ctr.links()}
+                        inside = next(f"eth{n}" for n in range(len(names) + 1) if f"eth{n}" not in names)
+                        mac = mac_for(lease.ip)
+                        trace.step(f"ip link add {veth} master {self.bridge} up type veth peer name {inside} "
+                                   f"address {mac} netns {pid}  # one more cable: network {self.name}")
+                        plan = NetPlan("bridge", veth=veth, bridge_index=index)
+                        host_end = _add_veth(rt, plan, fd, mac, self.rule_tag(cid), inside)
+                        rt.set_alias(host_end, self.rule_tag(cid))
+                        dev = ctr.link_index(inside)
+                        trace.step(f"nsenter -t {pid} -n ip addr add {lease.ip}/{prefixlen} dev {inside}")
+                        ctr.add_address(dev, lease.ip, prefixlen)
+                        trace.step(f"nsenter -t {pid} -n ip link set {inside} up")
+                        ctr.set_up(dev)
+                except BaseException:
+                    self._undo(lease)
+                    raise
+        except OSError as e:
+            raise RuntimeFailure(f"cannot connect the container to {self.name}: {e.strerror or e}",
+                                 "`explain on` shows the failing step") from None
+        finally:
+            os.close(fd)
+        return lease
+
     # -- releasing -------------------------------------------------------------------
 
     def release(self, cid: str, drop_bridge: bool = True) -> bool:
@@ -376,7 +475,7 @@ class Network:
         return self.bridge_exists() or (self.dir / "bridge.json").exists()
 
     def drop_bridge(self) -> None:
-        if self.bridge_left() and not self.leases.all():
+        if self.bridge_left() and not self.leases.all() and self.user is None:
             with self.locked():
                 self.drop_bridge_if_unused()
 
@@ -401,7 +500,7 @@ class Network:
 
     def drop_bridge_if_unused(self) -> None:
         """Call under the lock: no lease left means no container is on the bridge."""
-        if self.leases.all():
+        if self.leases.all() or self.user is not None:  # a user network's bridge stays until `network rm`
             return
         # the rules first, then the link: cut short here (a killed shim, a removed state root),
         # a link is left that `bridge_exists` finds again, never a rule that nothing names
@@ -414,7 +513,7 @@ class Network:
                 if was and was != "1":
                     trace.step(f"sysctl -w net.ipv4.ip_forward={was}  # as it was before the bridge")
                     Path("/proc/sys/net/ipv4/ip_forward").write_text(was)
-            portmap.remove(self.tag)
+            portmap.remove(self.tag, exact=True)  # the bridge's own rules, not the user networks' below its tag
             marker.unlink()
         if self.bridge_exists():
             from cshell.engine.net.netlink import Rtnl
@@ -422,6 +521,18 @@ class Network:
             trace.step(f"ip link del {self.bridge}  # its last container is gone")
             with contextlib.suppress(OSError), Rtnl() as rt:
                 rt.delete_link(socket.if_nametoindex(self.bridge))
+
+    def delete_bridge(self) -> None:
+        """`network rm`: the user network's bridge and its isolation rules (call under the lock)."""
+        from cshell.engine.net import portmap
+
+        if self.bridge_exists():
+            from cshell.engine.net.netlink import Rtnl
+
+            trace.step(f"ip link del {self.bridge}  # network rm {self.name}")
+            with contextlib.suppress(OSError), Rtnl() as rt:
+                rt.delete_link(socket.if_nametoindex(self.bridge))
+        portmap.remove(self.tag)
 
     def reconcile(self, running: Any, rules: bool = False) -> list[str]:
         """Release leases whose container is gone or stopped (a killed shim); drop an unused bridge;
@@ -445,7 +556,7 @@ class Network:
             fixed += self.sweep(rules)
         except (CShellError, OSError) as e:
             errors.append(f"stray veths/rules: {reason(e)}")
-        if self.bridge_left() and not self.leases.all():
+        if self.bridge_left() and not self.leases.all() and self.user is None:
             try:
                 self.drop_bridge()
                 fixed.append(f"bridge {self.bridge}")
@@ -469,7 +580,7 @@ class Network:
                     continue
                 with contextlib.suppress(OSError):
                     alias = Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
-                    if alias.startswith(self.tag + ":"):
+                    if self.owns_tag(alias):
                         out.append(name)
         return out
 
@@ -482,7 +593,7 @@ class Network:
         for lines in portmap.saved_rules(self.tag).values():
             for line in lines:
                 tag = line.split("--comment", 1)[1].split()[0].strip('"')
-                if tag.startswith(self.tag + ":") and tag not in leased:  # not the bridge's own rules
+                if self.owns_tag(tag) and tag not in leased:  # not the bridge's own rules
                     stray.setdefault(tag, []).append(line)
         return stray
 
@@ -520,12 +631,30 @@ def bridge_rules(bridge: str, tag: str, subnet: str, masquerade: bool, forward_f
     return {"nat": nat, "filter": flt}
 
 
-def _add_veth(rt: Rtnl, plan: NetPlan, netns: int, mac: str, tag: str) -> int:
+def isolation_rules(bridge: str, tag: str) -> list[str]:
+    """A user network's FORWARD rules: its containers talk among themselves, never to another bridge.
+
+    -I puts each at the top, so the last is checked first: the ACCEPT within the
+    bridge before the DROPs to and from every other bridge of cshell's.
+    """
+    comment = f"-m comment --comment {tag}"
+    others = [f"{USER_BRIDGE_PREFIX}+", "csh-+", "cshell0"]
+    drops = [f"-I FORWARD -i {bridge} -o {o} {comment} -j DROP" for o in others]
+    drops += [f"-I FORWARD -i {o} -o {bridge} {comment} -j DROP" for o in others[1:]]
+    return [*drops, f"-I FORWARD -i {bridge} -o {bridge} {comment} -j ACCEPT"]
+
+
+def extra_veth_name(cid: str, net_id: str) -> str:
+    """The host end of a connected network's cable: veth + 8 of the container + 3 of the network (15)."""
+    return f"veth{cid[:8]}{net_id[:3]}"
+
+
+def _add_veth(rt: Rtnl, plan: NetPlan, netns: int, mac: str, tag: str, inside: str = "eth0") -> int:
     import errno
 
     for attempt in (1, 2):
         try:
-            return rt.add_veth(plan.veth, "eth0", netns, plan.bridge_index, mac)
+            return rt.add_veth(plan.veth, inside, netns, plan.bridge_index, mac)
         except OSError as e:
             if e.errno == errno.EEXIST and _link_alias(plan.veth) != tag:
                 raise Conflict(f"a network interface named {plan.veth} exists already and is not this "

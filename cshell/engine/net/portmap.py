@@ -231,8 +231,8 @@ def _restore(batch: list[str]) -> None:
                              "is the kernel's netfilter NAT available? (iptables -t nat -S)")
 
 
-def saved_rules(prefix: str) -> dict[str, list[str]]:
-    """{table: ["-A CHAIN …", …]} of iptables-save lines whose comment starts with PREFIX."""
+def saved_rules(prefix: str, exact: bool = False) -> dict[str, list[str]]:
+    """{table: ["-A CHAIN …", …]} of iptables-save lines whose comment is PREFIX or (unless exact) PREFIX:…"""
     import subprocess
 
     try:
@@ -242,7 +242,8 @@ def saved_rules(prefix: str) -> dict[str, list[str]]:
     out = subprocess.run([save], capture_output=True, text=True, check=False).stdout
     found: dict[str, list[str]] = {}
     table = ""
-    pattern = re.compile(rf'--comment "?{re.escape(prefix)}[":\s]|--comment "?{re.escape(prefix)}"?$')
+    below = "" if exact else ":"
+    pattern = re.compile(rf'--comment "?{re.escape(prefix)}["{below}\s]|--comment "?{re.escape(prefix)}"?$')
     for line in out.splitlines():
         if line.startswith("*"):
             table = line[1:]
@@ -251,9 +252,9 @@ def saved_rules(prefix: str) -> dict[str, list[str]]:
     return found
 
 
-def remove(prefix: str) -> int:
-    """Delete every rule tagged PREFIX (exactly, or PREFIX:…); return how many."""
-    found = saved_rules(prefix)
+def remove(prefix: str, exact: bool = False) -> int:
+    """Delete every rule tagged PREFIX (and, unless exact, PREFIX:…); return how many."""
+    found = saved_rules(prefix, exact)
     batch = []
     for table, lines in found.items():
         batch += [f"*{table}", *("-D" + line[2:] for line in lines), "COMMIT"]
