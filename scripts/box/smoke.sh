@@ -29,7 +29,7 @@ log() { printf 'smoke: %s\n' "$*" >&2; }
 timed() {
     local name=$1 t0=$EPOCHREALTIME rc=0; shift
     echo "== $name: $*" >> "$LOG"
-    "$@" 2>&1 | tr '\r' '\n' | grep --line-buffered -v 'Progress: ' | stamp "$t0" >> "$LOG" || rc=$?
+    "$@" 2>&1 | tr '\r' '\n' | grep -a --line-buffered -v 'Progress: ' | stamp "$t0" >> "$LOG" || rc=$?
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
     awk -v n="$name" -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN{printf "vm-timing: %-24s %7.1f s\n", n, a-b}' >&2
     return $rc
