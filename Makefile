@@ -94,8 +94,9 @@ box-clean:
 box-smoke: box
 	scripts/box/smoke.sh
 
-# The students' machine, proven: box-smoke plus every lesson in both languages and the
-# cgroup and container tests under pytest, inside the VM (~15 min under TCG).
+# The students' machine, proven: box-smoke plus every lesson in both languages, a pty session
+# over ssh, a reboot with containers running, the VM killed mid-lesson then `lesson reset`, and
+# the kernel test files under pytest, inside the VM (scripts/box/smoke.sh says how long each took).
 test-vm: box
 	FULL=1 scripts/box/smoke.sh
 

@@ -8,6 +8,13 @@
 # the VM is destroyed at the end whatever happened. Exit status 0 = everything passed and nothing
 # of the VM is left (domain, disk volume, vagrant-libvirt network, DHCP leases, qemu, dnsmasq).
 # KEEP=1 leaves the VM running (then: VAGRANT_DOTFILE_PATH=... vagrant ssh / destroy -f).
+#
+# FULL=1 (`make test-vm`) adds: every lesson in both languages, an interactive session on a pty
+# over ssh (session.py), two containers through a VM reboot, the VM killed in the middle of
+# lesson08 then `lesson reset` and lesson08 again, and the kernel test files under pytest
+# (GUEST_TESTS). The checks inside the VM are scripts/box/guest.sh. `smoke.sh STEP...` boots,
+# provisions and runs only those steps (e.g. `KEEP=1 VAGRANT_DOTFILE_PATH=D smoke.sh reboot`
+# again and again on one VM).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,7 +29,7 @@ log() { printf 'smoke: %s\n' "$*" >&2; }
 timed() {
     local name=$1 t0=$EPOCHREALTIME rc=0; shift
     echo "== $name: $*" >> "$LOG"
-    "$@" 2>&1 | tr '\r' '\n' | grep --line-buffered -v 'Progress: ' | stamp "$t0" >> "$LOG" || rc=$?
+    "$@" 2>&1 | tr '\r' '\n' | grep -a --line-buffered -v 'Progress: ' | stamp "$t0" >> "$LOG" || rc=$?
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
     awk -v n="$name" -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN{printf "vm-timing: %-24s %7.1f s\n", n, a-b}' >&2
     return $rc
@@ -75,9 +82,36 @@ lessons()      {  # FULL=1: every lesson in both languages (lesson08 en ran abov
         timed "$l $lang --fast in VM" vagrant ssh -c "sudo cshell --script $l --fast --lang $lang" || return 1
     done; done
 }
-guest_tests()  {  # FULL=1: the cgroup and container tests under pytest, on systemd and cgroup v2
+# The kernel test files, each under pytest in the VM (FULL=1): the issue's list; GUEST_TESTS=...
+# runs others. Every file runs even when one fails; the step fails if any did.
+GUEST_TESTS=${GUEST_TESTS:-containers cgroups network volumes security adversarial faults reliability}
+guest_tests()  {
     [ -n "${FULL:-}" ] || return 0
-    timed "pytest in VM" vagrant ssh -c 'cd /vagrant && sudo .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_cgroups.py tests/test_containers.py'
+    local t rc=0
+    for t in $GUEST_TESTS; do
+        timed "pytest $t in VM" vagrant ssh -c "cd /vagrant && sudo .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_$t.py" || rc=1
+        grep -E '^ *[0-9.]+ .*(passed|failed|error)' "$LOG" | tail -n 1 | sed 's/^ *[0-9.]* /smoke: /' >&2
+    done
+    return $rc
+}
+guest()        { vagrant ssh -c "sudo /vagrant/scripts/box/guest.sh $*"; }
+reboot()       {  # FULL=1: two containers running (one with -p) through a VM reboot
+    [ -n "${FULL:-}" ] || return 0
+    timed "2 containers up" guest before-reboot &&
+        timed "vagrant reload" vagrant reload --no-provision && guest_boot &&
+        timed "after reboot: checks" guest after-reboot
+}
+killed_lesson() {  # FULL=1: the VM killed (virsh destroy) in the middle of lesson08, booted again
+    [ -n "${FULL:-}" ] || return 0
+    local domain; domain=$(cat "$VAGRANT_DOTFILE_PATH/machines/default/libvirt/id")
+    timed "lesson08 until killed" guest lesson-until "\"The container's process, seen from the host\"" &&
+        timed "virsh destroy" virsh destroy "$domain" &&
+        timed "boot again (up)" vagrant up --provider=libvirt --no-provision && guest_boot &&
+        timed "lesson reset + lesson08" guest after-kill
+}
+session()      {  # FULL=1: one interactive session on a pty over `vagrant ssh -- -t cshell`
+    [ -n "${FULL:-}" ] || return 0
+    timed "pty session over ssh" "$REPO/.venv/bin/python" "$REPO/scripts/box/session.py"
 }
 no_failed()    {  # no unit of ours (or anyone's) failed during the lesson
     local failed; failed=$(vagrant ssh -c 'systemctl --failed --no-legend --plain' 2>/dev/null | tr -d '\r')
@@ -85,13 +119,24 @@ no_failed()    {  # no unit of ours (or anyone's) failed during the lesson
 }
 destroy()      { timed "vagrant destroy" vagrant destroy -f; }
 
+# The steps after boot and provisioning, in order; `smoke.sh STEP...` runs only those (FULL=1 implied).
+STEPS="lesson08 as_student scoped lessons no_failed session reboot killed_lesson guest_tests"
+
 main() {
     [ "$(id -u)" = 0 ] || { log "run as root"; exit 1; }
     [[ $(vagrant box list) == *"$CSHELL_BOX (libvirt"* ]] || { log "no box $CSHELL_BOX: run make box first"; exit 1; }
-    local before rc=0
+    local steps=${*:-$STEPS} step before rc=0
+    [ $# = 0 ] || export FULL=1
+    for step in $steps; do
+        [[ " $STEPS " == *" $step "* ]] || { log "no step $step (steps: $STEPS)"; exit 2; }
+    done
     before=$(leftovers)
     log "log: $LOG"
-    boot_to_ssh && guest_boot && provision && lesson08 && as_student && scoped && lessons && guest_tests && no_failed || rc=$?
+    boot_to_ssh && guest_boot && provision || rc=$?
+    for step in $steps; do
+        [ $rc = 0 ] || break
+        "$step" || rc=$?
+    done
     [ $rc = 0 ] || { log "FAILED (rc=$rc); last lines of $LOG:"; tail -n 40 "$LOG" >&2; }
     [ -n "${KEEP:-}" ] && { log "KEEP=1: VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH"; return $rc; }
     destroy || rc=1
