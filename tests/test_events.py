@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -86,22 +87,22 @@ def test_images_and_volumes(cshell: Cshell, tmp_path: Path) -> None:
 
 def test_a_second_terminal_sees_events_as_they_happen(cshell: Cshell, state_root: Path) -> None:
     watcher = subprocess.Popen([*cshell_argv(), "--root", str(state_root), "events", "-f", "type=container"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cshell_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cshell_env(),
                                cwd=REPO, stdin=subprocess.DEVNULL)
     try:
         time.sleep(0.5)  # the watcher is reading the (empty) journal
         ok(cshell("run", "--rm", "--net", "none", "--name", "live", "busybox", "true"))
-        lines: list[str] = []
-        os.set_blocking(watcher.stdout.fileno(), False)
+        seen = bytearray()
 
         def destroyed() -> bool:
-            lines.extend(line for line in (watcher.stdout.read() or "").splitlines())
-            return any(" container destroy " in line for line in lines)
-        assert wait_for(destroyed, timeout=10, interval=0.1), lines
-        assert [line.split()[2] for line in lines] == ["create", "start", "die", "destroy"]
+            if select.select([watcher.stdout], [], [], 0)[0]:
+                seen.extend(os.read(watcher.stdout.fileno(), 65536))
+            return b" container destroy " in seen
+        assert wait_for(destroyed, timeout=10, interval=0.1), seen
+        assert [line.split()[2] for line in seen.decode().splitlines()] == ["create", "start", "die", "destroy"]
     finally:
         watcher.send_signal(signal.SIGINT)  # Ctrl-C: the way out of a stream
-        assert watcher.wait(10) == 0 and "Traceback" not in watcher.stderr.read()
+        assert watcher.wait(10) == 0 and b"Traceback" not in watcher.stderr.read()
 
 
 def test_since_and_until(cshell: Cshell) -> None:
