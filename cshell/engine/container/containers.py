@@ -620,7 +620,7 @@ class Runtime:
             if os.fork() == 0:
                 keep = {0, 1, 2, status_w, trace_w, io.stdin_r, io.pty_master, io.pty_slave, *net.fds()}
                 close_all_but({fd for fd in keep if fd is not None})
-                run_shim(c, spec, plan, io, net, start_again=lambda: self.start(Container(c.dir)))
+                run_shim(c, spec, plan, io, net, start_again=lambda: self._restart_by_policy(Container(c.dir)))
             os._exit(0)
         os.waitpid(middle, 0)
         net.close_fds()  # the shim holds them now (the reserved ports, the joined namespace)
@@ -716,6 +716,8 @@ class Runtime:
         require_root()
         with file_lock(c.dir / ".start.lock"):
             c.state = c.reload_state()  # another start may have run it meanwhile
+            with contextlib.suppress(FileNotFoundError):
+                (c.dir / STOPPED_MARK).unlink()  # started by the user: the policy applies again
             if c.paused:
                 raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
             if c.running:
@@ -723,12 +725,25 @@ class Runtime:
             self.launch(c, attached=False).channel.close()
         return c
 
+    def _restart_by_policy(self, c: Container) -> None:
+        """The shim's restart (--restart): like start, unless the user stopped it meanwhile."""
+        with file_lock(c.dir / ".start.lock"):
+            c.state = c.reload_state()
+            if c.running:
+                return
+            if (c.dir / STOPPED_MARK).exists():  # stopped while the shim waited: it stays down
+                c.save_state(status="exited")
+                return
+            self.launch(c, attached=False).channel.close()
+
     def start_attached(self, c: Container, stdin: bool = False) -> int | None:
         """docker start -a [-i]: start it in the foreground and wait; its exit code. None: it
         was running already (docker attaches then: follow attach_output, then wait)."""
         require_root()
         with file_lock(c.dir / ".start.lock"):
             c.state = c.reload_state()
+            with contextlib.suppress(FileNotFoundError):
+                (c.dir / STOPPED_MARK).unlink()
             if c.paused:
                 raise Conflict(f"cannot start a paused container {c.name}", f"unpause it instead: unpause {c.name}")
             if c.running:
@@ -1124,13 +1139,18 @@ class Runtime:
         return spawn_joined(pid, kinds, spec, cgroup_of=None, interactive=True, inherit_stdio=True)
 
 
+STOPPED_MARK = "stopped-by-user"  # its own file: the shim rewrites state.json and would lose a flag there
+
+
 def _stopped_by_user(c: Container) -> None:
-    """Note in state.json that the user stopped it: its shim must not restart it (--restart)."""
+    """Mark that the user stopped it, so its shim does not restart it (--restart). Under the
+    start lock: a restart the shim is launching right now is either done (the caller sees the
+    container running and signals it) or will find the mark and give up."""
     if (c.config.get("restart") or {}).get("Name", "no") == "no":
         return
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError), file_lock(c.dir / ".start.lock"):
+        (c.dir / STOPPED_MARK).touch()
         c.state = c.reload_state()
-        c.save_state(stopped_by_user=True)
 
 
 def release_network(root: StateRoot, cid: str) -> None:

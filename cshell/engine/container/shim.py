@@ -201,7 +201,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         report(io.status_w, f"error {code}\t{message}")
         return 0
 
-    state.update(status="running", pid=pid, pid_start=pid_start, stopped_by_user=False,
+    state.update(status="running", pid=pid, pid_start=pid_start,
                  shim_pid=os.getpid(), shim_start=process_start_time(os.getpid()), started_at=now(), exit_code=0, error="", oom_killed=False,
                  network=net.state())
     report(io.status_w, f"started {pid}")
@@ -251,7 +251,7 @@ def _restart_wanted(container, exit_code: int) -> bool:  # noqa: ANN001 - a cont
         return False
     on_disk = container.reload_state()
     return restart_policy.wanted(policy, exit_code, int(on_disk.get("restart_count") or 0),
-                                 bool(on_disk.get("stopped_by_user")))
+                                 (container.dir / "stopped-by-user").exists())
 
 
 def _restart(container, state: StateWriter, start_again: Callable[[], None]) -> None:  # noqa: ANN001
@@ -263,7 +263,10 @@ def _restart(container, state: StateWriter, start_again: Callable[[], None]) -> 
     if not container.dir.is_dir():
         return  # removed meanwhile
     on_disk = container.reload_state()
-    if on_disk.get("stopped_by_user") or on_disk.get("status") != "restarting":
+    if on_disk.get("status") != "restarting":
+        return
+    if (container.dir / "stopped-by-user").exists():  # stopped during the backoff: it stays down
+        state.update(status="exited")
         return
     state.update(restart_count=count + 1)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
