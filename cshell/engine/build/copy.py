@@ -128,23 +128,13 @@ def export_from(staging: Path, lowerdirs: list[Path], sources: list[str]) -> tup
 def _export_child(merged: str, options: str, out_fd: int, info_w: int, sources: list[str]) -> NoReturn:
     code = 0
     try:
-        _preload()
-        close_all_but({0, 1, 2, out_fd, info_w})
-        trace.set_listener(None)
-        sc.unshare(sc.CLONE_NEWNS)
-        sc.mount("none", "/", None, sc.MS_REC | sc.MS_PRIVATE)
-        sc.mount("overlay", merged, "overlay", sc.MS_RDONLY, options)
-        os.chroot(merged)
-        os.chdir("/")
+        _enter_image(merged, options, sc.MS_RDONLY, keep={out_fd, info_w})
         tarfile.pwd = tarfile.grp = None  # type: ignore[attr-defined]  # no NSS: it would load the image's libraries
         with os.fdopen(out_fd, "wb") as out:
             count, single = _export(out, sources)
         os.write(info_w, f"ok\t{count}\t{int(single)}".encode())
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
-        text = e.args[0] if isinstance(e, _Refused) else f"cannot read the source image: {reason(e)}"
-        hint = e.args[1] if isinstance(e, _Refused) else ""
-        with contextlib.suppress(OSError):
-            os.write(info_w, f"{text}\t{hint}".encode()[:4000])
+        _report(info_w, e, "cannot read the source image")
         code = 1
     os._exit(code)
 
@@ -177,23 +167,34 @@ def _export(out: IO[bytes], sources: list[str]) -> tuple[int, bool]:
 def _child(merged: str, options: str, data_r: int, err_w: int, header: dict[str, Any]) -> NoReturn:
     code = 0
     try:
-        _preload()
-        close_all_but({0, 1, 2, data_r, err_w})
-        trace.set_listener(None)  # the parent shows the steps; a child must not print
-        sc.unshare(sc.CLONE_NEWNS)
-        sc.mount("none", "/", None, sc.MS_REC | sc.MS_PRIVATE)
-        sc.mount("overlay", merged, "overlay", 0, options)
-        os.chroot(merged)
-        os.chdir("/")
+        _enter_image(merged, options, 0, keep={data_r, err_w})
         with os.fdopen(data_r, "rb") as stream:
             _apply(stream, header)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent
-        text = e.args[0] if isinstance(e, _Refused) else f"cannot write into the image: {reason(e)}"
-        hint = e.args[1] if isinstance(e, _Refused) else ""
-        with contextlib.suppress(OSError):
-            os.write(err_w, f"{text}\t{hint}".encode()[:4000])
+        _report(err_w, e, "cannot write into the image")
         code = 1
     os._exit(code)
+
+
+def _enter_image(merged: str, options: str, flags: int, keep: set[int]) -> None:
+    """A copy child's way in: only its pipes open, its own private mount namespace, the image's
+    overlay mounted (``flags``: MS_RDONLY to read a source) and made its root."""
+    _preload()
+    close_all_but({0, 1, 2, *keep})
+    trace.set_listener(None)  # the parent shows the steps; a child must not print
+    sc.unshare(sc.CLONE_NEWNS)
+    sc.mount("none", "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.mount("overlay", merged, "overlay", flags, options)
+    os.chroot(merged)
+    os.chdir("/")
+
+
+def _report(fd: int, e: BaseException, doing: str) -> None:
+    """Tell the parent "MESSAGE\tHINT": a refusal's own words, else what failed and why."""
+    text = e.args[0] if isinstance(e, _Refused) else f"{doing}: {reason(e)}"
+    hint = e.args[1] if isinstance(e, _Refused) else ""
+    with contextlib.suppress(OSError):
+        os.write(fd, f"{text}\t{hint}".encode()[:4000])
 
 
 def _preload() -> None:

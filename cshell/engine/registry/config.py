@@ -65,25 +65,15 @@ def _keys_for(registry: str) -> tuple[str, ...]:
 
 def credentials(registry: str) -> tuple[str, str] | None:
     """(user, password) stored for the registry, or None (anonymous)."""
+    from cshell.engine.registry.dockercfg import decode_auth
+
     auths = load().get("auths") or {}
     for key in _keys_for(registry):
         entry = auths.get(key)
         if isinstance(entry, dict):
-            found = _decode(entry)
+            found = decode_auth(entry, need_user=False)
             if found:
                 return found
-    return None
-
-
-def _decode(entry: dict[str, Any]) -> tuple[str, str] | None:
-    if isinstance(entry.get("auth"), str) and entry["auth"]:
-        try:
-            user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return (user, password) if sep else None
-    if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
-        return entry["username"], entry["password"]
     return None
 
 

@@ -150,7 +150,7 @@ def credentials(registry: str) -> tuple[str, str] | None:
         return _from_helper(helper, registry)
     auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
     for key, entry in auths.items():
-        if _matches(key, registry) and isinstance(entry, dict) and (found := _decode(entry)):
+        if _matches(key, registry) and isinstance(entry, dict) and (found := decode_auth(entry)):
             trace.step(f"# the login for {registry}: auths[{key!r}] in {cli_config()} (docker login's)")
             return found
     return None
@@ -166,16 +166,18 @@ def has_login(registry: str) -> bool:
     if doc.get("credsStore") or any(_matches(k, registry) for k in helpers):
         return True
     auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
-    return any(_matches(k, registry) and isinstance(v, dict) and _decode(v) for k, v in auths.items())
+    return any(_matches(k, registry) and isinstance(v, dict) and decode_auth(v) for k, v in auths.items())
 
 
-def _decode(entry: dict[str, Any]) -> tuple[str, str] | None:
+def decode_auth(entry: dict[str, Any], need_user: bool = True) -> tuple[str, str] | None:
+    """An ``auths`` entry's (user, password): base64 "user:password" in "auth", or the two fields.
+    Docker's own files need a user in "auth"; cshell's config.json (``need_user=False``) did not."""
     if isinstance(entry.get("auth"), str) and entry["auth"]:
         try:
             user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        return (user, password) if sep and user else None
+        return (user, password) if sep and (user or not need_user) else None
     if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
         return entry["username"], entry["password"]
     return None
