@@ -320,3 +320,15 @@ def test_restart_policy_bad_input(cshell: Cshell) -> None:
     refused(cshell("run", "--restart", "on-failure:x", "busybox", "true"), "not a number", status=125)
     refused(cshell("run", "--rm", "--restart", "always", "busybox", "true"), "conflicting options", status=125)
     assert ok(cshell("ps", "-aq")) == ""
+
+
+def test_no_health_probe_while_paused(cshell: Cshell) -> None:
+    ok(cshell("run", "-d", "--name", "hc", "--health-cmd", "true", "--health-interval", "1s", "busybox", "sleep", "1000"))
+    assert wait_for(lambda: len(inspect(cshell, "hc")["State"]["Health"]["Log"]) >= 1, timeout=10)
+    ok(cshell("pause", "hc"))
+    probes = len(inspect(cshell, "hc")["State"]["Health"]["Log"])
+    time.sleep(2.5)
+    assert len(inspect(cshell, "hc")["State"]["Health"]["Log"]) == probes  # docker's monitor waits too
+    ok(cshell("unpause", "hc"))
+    assert wait_for(lambda: len(inspect(cshell, "hc")["State"]["Health"]["Log"]) > probes, timeout=10)
+    ok(cshell("rm", "-f", "hc"))

@@ -118,6 +118,7 @@ def copy_to(c: Container, source: str | IO[bytes], path: str, archive: bool = Fa
 def _send_inside(fd: int, path: str, follow: bool, where: str) -> None:
     """The container's side of copy_from: a JSON header line, then the tar."""
     src, name, isdir = resolve_source(_container_path(path), follow, where=where, in_container=True)
+    trace.step(f"tar -c {src}  # in the container's root, to a pipe the shell reads")
     with os.fdopen(fd, "wb", buffering=CHUNK) as out:
         out.write(json.dumps({"isdir": isdir, "name": name}).encode() + b"\n")
         write_tar(out, src, name)
@@ -134,6 +135,7 @@ def _receive_inside(fd: int, path: str, owner: Owner, where: str) -> None:
             directory, rename = _stdin_destination(dest, where), None
         else:
             directory, rename = place(dest, header["isdir"], header["name"], what=where)
+        trace.step(f"tar -x -C {directory}  # in the container's root: every path resolved inside it")
         extract(data, directory, rename, owner, follow_dirs=True)
 
 

@@ -28,6 +28,7 @@ from cshell.engine.container.init import ProcessSpec
 from cshell.engine.image.imageconfig import duration
 from cshell.engine.kernel import namespaces
 from cshell.engine.kernel.processes import StatusChannel, close_all_but
+from cshell.engine.limits import cgroups
 from cshell.engine.state import now, read_json, write_json
 from cshell.errors import UsageError
 
@@ -124,6 +125,8 @@ class Checker(threading.Thread):
         self.save()
         timeout = setting(self.hc, "Timeout")
         while not self.stopping.wait(self.interval):
+            if cgroups.is_frozen(self.container.id):
+                continue  # paused: docker's health monitor waits too (a probe would freeze with it)
             entry = self.probe(timeout)
             if self.stopping.is_set():
                 return  # the container ended during the probe: its failure says nothing
