@@ -65,6 +65,22 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: fl
 # -- state ----------------------------------------------------------------------------
 
 
+def shims_of(root: Path) -> list[int]:
+    """Shim processes started for this state root (a fork keeps its parent's --root argv)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if comm == "cshell-shim" and str(root).encode() in cmdline:
+            out.append(int(entry))
+    return out
+
+
 @pytest.fixture
 def state_root() -> Iterator[Path]:
     """A fresh state root on the host's own filesystem (overlayfs cannot be an upper dir)."""

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cshell, cshell_argv, cshell_env, wait_for
+from conftest import Cshell, cshell_argv, cshell_env, shims_of, wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -34,22 +34,6 @@ def start_time(pid: int) -> int:
     from cshell.engine.kernel.processes import process_start_time
 
     return process_start_time(pid)
-
-
-def shims_of(root: Path) -> list[int]:
-    """Shim processes started for this state root (a fork keeps its parent's --root argv)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            comm = Path(f"/proc/{entry}/comm").read_text().strip()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if comm == "cshell-shim" and str(root).encode() in cmdline:
-            out.append(int(entry))
-    return out
 
 
 def network_of(root: Path) -> tuple[list[str], list[str]]:

@@ -195,6 +195,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
         if checker is not None:
             checker.cancel()
         os.waitpid(pid, 0)
+        _fork_in_own_pid_namespace()
         _release(root, container.id, net)
         cgroups.remove(container.id)
         code, _, message = failure.partition("\t")
@@ -214,6 +215,7 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
 
     log = _copy_output(container.log_path, outputs, io.attached)
     _, status = os.waitpid(pid, 0)
+    _fork_in_own_pid_namespace()
     exit_code = exit_code_of(status)
     again = _restart_wanted(container, exit_code)
     if checker is not None:
@@ -243,6 +245,17 @@ def _monitor(container, spec: init.ProcessSpec, plan: RootfsPlan, io: ShimIO, ne
     return 0
 
 
+def _fork_in_own_pid_namespace() -> None:
+    """After unshare(CLONE_NEWPID) our children are born in PID 1's namespace; with PID 1 gone,
+    fork() fails there with ENOMEM. The cleanup that follows forks (iptables, a restart):
+    children go back to the shim's own pid namespace."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(own, sc.CLONE_NEWPID)
+    finally:
+        os.close(own)
+
+
 def _restart_wanted(container, exit_code: int) -> bool:  # noqa: ANN001 - a containers.Container
     """--restart: the policy, the restarts so far, and whether the user stopped it (read now:
     `stop`, `kill` and `rm -f` note it in state.json before their signal)."""
@@ -256,8 +269,7 @@ def _restart_wanted(container, exit_code: int) -> bool:  # noqa: ANN001 - a cont
 
 def _restart(container, state: StateWriter, start_again: Callable[[], None]) -> None:  # noqa: ANN001
     """Wait docker's backoff, then start the container again (a new shim), unless the user stopped
-    or removed it meanwhile. Our children would be born in PID 1's dead pid namespace: setns back
-    to our own first."""
+    or removed it meanwhile."""
     count = int(container.reload_state().get("restart_count") or 0)
     time.sleep(restart_policy.delay(count))
     if not container.dir.is_dir():
@@ -269,9 +281,6 @@ def _restart(container, state: StateWriter, start_again: Callable[[], None]) -> 
         state.update(status="exited")
         return
     state.update(restart_count=count + 1)
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    sc.setns(own, sc.CLONE_NEWPID)
-    os.close(own)
     try:
         start_again()
     except (CShellError, OSError) as e:

@@ -35,6 +35,7 @@ from cshell.engine.state import (
     abandoned,
     atomic_write,
     hold,
+    parse_time,
     read_json,
     sha256,
     space_checked,
@@ -365,7 +366,7 @@ class Store:
             if (name := self._name(m)) is not None:
                 names.append(name)
         images = [self._load(digest, names) for digest, names in by_digest.items() if names or all]
-        return sorted(images, key=lambda i: i.created, reverse=True)
+        return sorted(images, key=_created_at, reverse=True)
 
     def find(self, ref: str) -> Image | None:
         """By NAME[:TAG], NAME@DIGEST, image id (or a unique prefix of it)."""
@@ -639,3 +640,12 @@ class Store:
                     shutil.rmtree(d, ignore_errors=True)
                     layers += 1
         return blobs, layers
+
+
+def _created_at(image: Image) -> float:
+    """The sort key of `images` (newest first), as a number: as text, "…:39Z" sorts after
+    "…:39.9Z" of the same second, and a bootstrap writes whole seconds."""
+    try:
+        return parse_time(image.created)
+    except ValueError:  # an imported image's own format (a zone offset): put it last
+        return 0.0
