@@ -15,14 +15,13 @@ from __future__ import annotations
 import http.server
 import subprocess
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Cshell, run_cshell
 from registryd import free_port
+from test_network import http_get
 
 from parity.dockerd import Dockerd, DockerUnavailable, _iptables_policies, _sysctls
 
@@ -113,18 +112,6 @@ def listener() -> Iterator[HostListener]:
     server.stop()
 
 
-def get(url: str, timeout: float = 8.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a local test URL
-                return resp.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def ip_of(cshell: Cshell, name: str) -> str:
     done = cshell("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name)
     assert done.returncode == 0 and done.stdout.strip(), done.stderr
@@ -171,8 +158,8 @@ def test_cshell_beside_docker_with_its_defaults(docker_defaults: DockerDefaults,
     # -p: from the host, on loopback and on another of its addresses
     for port, name in ((early_port, "early"), (late_port, "late")):
         hostname = cshell("exec", name, "hostname").stdout.strip()
-        assert get(f"http://127.0.0.1:{port}/").strip() == hostname
-        assert get(f"http://10.213.0.1:{port}/").strip() == hostname
+        assert http_get("127.0.0.1", port, timeout=8.0).strip() == hostname
+        assert http_get("10.213.0.1", port, timeout=8.0).strip() == hostname
 
     rules = docker_rules()
     assert cshell("rm", "-f", "early").returncode == 0
@@ -181,7 +168,7 @@ def test_cshell_beside_docker_with_its_defaults(docker_defaults: DockerDefaults,
     docker_defaults.stop_daemon()  # its chains and the DROP policy stay, as after `systemctl stop docker`
     assert _iptables_policies()["FORWARD"] == "DROP" and "DOCKER" in docker_rules()
     hostname = cshell("exec", "late", "hostname").stdout.strip()
-    assert get(f"http://127.0.0.1:{late_port}/").strip() == hostname
+    assert http_get("127.0.0.1", late_port, timeout=8.0).strip() == hostname
     assert fetch_inside(cshell, f"http://{late_ip}/").strip() == hostname
     assert fetch_inside(cshell, f"http://{gateway}:{listener.port}/") == PAGE
     rules = docker_rules()

@@ -14,14 +14,13 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 from registryd import Registry, free_port, serve
+from test_network import http_get
 
 from parity.conftest import Engines
 
@@ -86,18 +85,6 @@ def registry() -> Iterator[Registry]:
     yield from serve("open")
 
 
-def get(url: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a local test URL
-                return resp.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_docker_pulls_and_runs_what_cshell_pushed(engines: Engines, registry: Registry) -> None:
     ref = f"{registry.host}/interop/helloworld:v1"
     built = engines.cshell(f"build -t {ref} -f {APP}/Dockerfile.busybox {APP}")
@@ -111,7 +98,7 @@ def test_docker_pulls_and_runs_what_cshell_pushed(engines: Engines, registry: Re
     port = free_port()
     ran = engines.docker(f"run -d -p 127.0.0.1:{port}:80 {ref}")
     assert ran.returncode == 0, ran.stderr
-    page = get(f"http://127.0.0.1:{port}/")
+    page = http_get("127.0.0.1", port, timeout=10.0)
     assert page == f"<h3>Hello World!</h3><b>Hostname:</b> {ran.stdout.strip()[:12]}<br/>"
 
 
